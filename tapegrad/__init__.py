@@ -1,0 +1,72 @@
+"""tapegrad: PyTorch's autograd API on a Wengert tape swept by a Numba interpreter.
+
+``import tapegrad as torch`` runs PyTorch autograd code unchanged.  Each
+differentiable op appends an integer-opcode record to a tape of NumPy arrays
+(``tapegrad._tape``); ``backward()`` is one call into a compiled reverse sweep.
+"""
+from __future__ import annotations
+
+from . import _tape
+from ._dtype import bool_ as bool  # noqa: A001  (PyTorch's name)
+from ._dtype import (
+    dtype,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int8,
+    int16,
+    int32,
+    int64,
+    set_default_dtype,
+    uint8,
+)
+from ._format import get_printoptions, set_printoptions
+from ._tensor import (
+    Generator,
+    Size,
+    Tensor,
+    arange,
+    as_tensor,
+    broadcast_shapes,
+    default_generator,
+    dot,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    initial_seed,
+    is_tensor,
+    linspace,
+    manual_seed,
+    matmul,
+    numel,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    seed,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from . import autograd  # noqa: E402
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .autograd.grad_mode import inference_mode  # noqa: E402
+from ._functional import *  # noqa: E402,F401,F403
+
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+__version__ = "0.1.0"
+
+_tape.check_tables()

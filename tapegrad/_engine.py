@@ -1,0 +1,377 @@
+"""Segments of tape, the per-thread recording state, and the backward driver.
+
+A thread records into its current *segment* (see ``_tape`` for the record
+layout).  A non-leaf tensor holds its segment and record index; a leaf holds
+only a cache ``(segment id, record, version)`` of its LEAF record, so leaves
+never keep tape memory alive.
+
+Memory stays flat without per-node bookkeeping:
+
+* when a backward without ``retain_graph`` has freed every record of the
+  current segment, its arrays pass to a fresh segment object and the old one
+  is marked dead (tensors still pointing at it see a freed graph);
+* when a segment fills up and no tensor refers to it any more, it is reset in
+  place; if tensors still refer to it, it grows, and past ``ROTATE_RECORDS`` a
+  new segment is started.  A tensor of an older live segment used as an
+  operand is linked by an IMPORT record, and backward continues into the older
+  segment after the newer one is swept.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+
+import numpy as np
+
+from . import _config
+from . import _tape as T
+
+_ids = itertools.count(1)
+
+
+class Segment:
+    __slots__ = ("id", "nrec", "limit", "stage", "nflushed", "cols", "bulk", "badj", "nbulk",
+                 "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
+                 "nodes", "dead", "frozen")
+
+    def __init__(self, cols=None, bulk=None, badj=None, auxi=None):
+        cap = _config.SEGMENT_RECORDS
+        if cols is None:
+            cols = _new_columns(cap)
+            bulk = np.empty(_config.SEGMENT_VALUES)
+            badj = np.empty(_config.SEGMENT_VALUES)
+            auxi = np.empty(1024, dtype=np.int64)
+        self.cols = cols
+        self.bulk = bulk
+        self.badj = badj
+        self.auxi = auxi
+        self._reset()
+
+    def _reset(self):
+        self.id = next(_ids)
+        self.nrec = 0
+        self.limit = len(self.cols[0])
+        self.stage = []
+        self.nflushed = 0
+        self.nbulk = 0
+        self.naux = 0
+        self.nconst = 0
+        self.nfreed = 0
+        self.leaves = {}  # LEAF record -> tensor
+        self.imports = {}  # IMPORT record -> tensor of an older segment
+        self.retained = {}  # record -> tensor that called retain_grad()
+        self.modified = {}  # record -> (tensor, version it had when recorded)
+        self.nodes = {}  # record -> Node, so grad_fn is the same object each time
+        self.dead = False
+        self.frozen = None  # (op, a, b) kept when the arrays pass to a successor
+
+    # ------------------------------------------------------------ recording
+    def record(self, op, ra, rb, c, value, aux=-1):
+        """Append a record whose output is ``value`` (float, or array of n != 1 elements)."""
+        r = self.nrec
+        self.nrec = r + 1
+        if value.__class__ is float:
+            self.stage.extend((op, ra, rb, c, value, 1, aux))
+        else:
+            m = value.size
+            if m == 1:
+                self.stage.extend((op, ra, rb, c, float(value.reshape(())), 1, aux))
+            else:
+                o = self.nbulk
+                if o + m > len(self.bulk):
+                    self._grow_bulk(o + m)
+                self.nbulk = o + m
+                self.bulk[o:o + m] = value.reshape(-1)
+                self.stage.extend((op, ra, rb, c, o, m, aux))
+        if len(self.stage) >= _STAGE_LIMIT:
+            self.flush()
+        return r
+
+    def add_aux(self, ints) -> int:
+        at = self.naux
+        k = len(ints)
+        if at + k > len(self.auxi):
+            new = np.empty(max(2 * len(self.auxi), at + k), dtype=np.int64)
+            new[:at] = self.auxi[:at]
+            self.auxi = new
+        self.auxi[at:at + k] = ints
+        self.naux = at + k
+        return at
+
+    def flush(self):
+        stage = self.stage
+        if not stage:
+            return
+        rows = len(stage) // T.W
+        start = self.nflushed
+        if start + rows > len(self.cols[0]):
+            self._grow_columns(start + rows)
+        T.flush(np.array(stage, dtype=np.float64), start, *self.cols[:9])
+        self.nflushed = start + rows
+        stage.clear()
+
+    def _grow_columns(self, need):
+        cap = len(self.cols[0])
+        while cap < need:
+            cap *= 2
+        new = _new_columns(cap)
+        k = self.nflushed
+        for old, fresh in zip(self.cols, new):
+            fresh[:k] = old[:k]
+        self.cols = new
+
+    def _grow_bulk(self, need):
+        cap = len(self.bulk)
+        while cap < need:
+            cap *= 2
+        for name in ("bulk", "badj"):
+            old = getattr(self, name)
+            fresh = np.empty(cap)
+            fresh[:self.nbulk] = old[:self.nbulk]
+            setattr(self, name, fresh)
+
+    # ------------------------------------------------------------ reading
+    def value(self, r):
+        """Float64 copy of record r's output, flat."""
+        self.flush()
+        op, a, b, c, val, n, off = self.cols[:7]
+        m = n[r]
+        if m == 1:
+            return val[r:r + 1].copy()
+        return self.bulk[off[r]:off[r] + m].copy()
+
+    def adjoint(self, r):
+        op, a, b, c, val, n, off, aux, flags, adj = self.cols
+        m = n[r]
+        if m == 1:
+            return adj[r:r + 1].copy()
+        return self.badj[off[r]:off[r] + m].copy()
+
+    def mark(self, r, bit):
+        self.flush()
+        self.cols[8][r] |= bit
+
+    def opcode(self, r):
+        if self.dead:
+            return int(self.frozen[0][r])
+        self.flush()
+        return int(self.cols[0][r])
+
+    def operands(self, r):
+        if self.dead:
+            return int(self.frozen[1][r]), int(self.frozen[2][r])
+        self.flush()
+        return int(self.cols[1][r]), int(self.cols[2][r])
+
+
+def _new_columns(cap):
+    return (np.empty(cap, dtype=np.int64),  # op
+            np.empty(cap, dtype=np.int64),  # a
+            np.empty(cap, dtype=np.int64),  # b
+            np.empty(cap),  # c
+            np.empty(cap),  # val
+            np.empty(cap, dtype=np.int64),  # n
+            np.empty(cap, dtype=np.int64),  # off
+            np.empty(cap, dtype=np.int64),  # aux
+            np.zeros(cap, dtype=np.uint8),  # flags
+            np.empty(cap))  # adj
+
+
+_STAGE_LIMIT = _config.STAGE_RECORDS * T.W
+
+
+class _State(threading.local):
+    """Per-thread grad mode and current segment."""
+
+    def __init__(self):
+        self.grad_enabled = True
+        self.seg = Segment()
+
+
+state = _State()
+
+
+def _refs_baseline():
+    s = Segment()
+    holder = [s]  # stands for state.seg
+    return sys.getrefcount(holder[0]) - 1
+
+
+_BASELINE = _refs_baseline()
+
+
+def segment_full(seg: Segment) -> Segment:
+    """Called when ``seg`` has used its record budget: reset, grow or rotate."""
+    if sys.getrefcount(seg) - 1 <= _BASELINE:  # nothing but the thread state holds it
+        seg.flush()
+        seg.cols[8][:seg.nrec] = 0
+        seg._reset()
+        return seg
+    if seg.limit < _config.ROTATE_RECORDS:
+        seg.limit *= 2
+        return seg
+    fresh = Segment()
+    state.seg = fresh
+    return fresh
+
+
+def current() -> Segment:
+    seg = state.seg
+    if seg.nrec >= seg.limit:
+        seg = segment_full(seg)
+    return seg
+
+
+def _retire(seg: Segment) -> None:
+    """Every record of the current segment is freed: hand its arrays on."""
+    if state.seg is not seg:
+        return
+    seg.flush()
+    seg.cols[8][:seg.nrec] = 0
+    k = seg.nrec
+    seg.frozen = tuple(col[:k].copy() for col in seg.cols[:3])  # grad_fn names, next_functions
+    fresh = Segment(seg.cols, seg.bulk, seg.badj, seg.auxi)
+    seg.dead = True
+    seg.cols = seg.bulk = seg.badj = seg.auxi = None
+    seg.imports = seg.retained = seg.modified = None
+    state.seg = fresh
+
+
+# ---------------------------------------------------------------- backward
+
+_FREED_MSG = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward.")
+
+
+def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
+    """Sweep from ``roots`` (tensors) with adjoints ``seeds`` (flat float64 arrays).
+
+    ``on_leaf(tensor, grad)`` receives each leaf's gradient (``.grad``
+    accumulation).  ``capture`` maps id(tensor) -> [tensor, summed grad or
+    None]: those tensors' gradients are collected instead of delivered, for
+    ``autograd.grad``.  Segments are swept newest first; IMPORT hits seed the
+    older segment they link to.
+    """
+    pending: dict[Segment, list] = {}
+    for t, g in zip(roots, seeds):
+        seg = t._seg
+        if seg is None:  # a leaf is its own gradient
+            _deliver_leaf(t, g, capture, on_leaf)
+            continue
+        if seg.dead:
+            raise RuntimeError(_FREED_MSG)
+        pending.setdefault(seg, []).append((t._rec, g))
+    while pending:
+        seg = max(pending, key=lambda s: s.id)
+        _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
+        if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
+            _retire(seg)
+
+
+def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
+    seg.flush()
+    cols = seg.cols
+    op, a, b, c, val, n, off, aux, flags, adj = cols
+    marked = []
+    if capture:
+        marked = _mark_captures(seg, capture)
+    npend = 0
+    start = 0
+    for r, g in seeds:
+        m = n[r]
+        tgt = adj[r:r + 1] if m == 1 else seg.badj[off[r]:off[r] + m]
+        if flags[r] & T.REACHED:
+            tgt += g
+        else:
+            tgt[:] = g
+            flags[r] |= T.REACHED
+            npend += 1
+        start = max(start, r)
+    hits = np.empty(seg.nrec + 1, dtype=np.int64)
+    status, at, nfree, nh = T.sweep(op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj,
+                                seg.auxi, start, npend, bool(retain), hits)
+    for r in marked:
+        if r not in seg.retained:
+            flags[r] &= 0xFF ^ T.CAPTURE
+    if status != T.DONE:
+        T.clear_reached(flags, start)
+        raise _sweep_error(seg, status, at)
+    seg.nfreed += nfree
+    for r in hits[:nh]:
+        r = int(r)
+        o = op[r]
+        g = seg.adjoint(r)
+        if o == T.LEAF:
+            _deliver_leaf(seg.leaves[r], g, capture, on_leaf)
+        elif o == T.IMPORT:
+            src = seg.imports[r]
+            if src._seg.dead:
+                raise RuntimeError(_FREED_MSG)
+            pending.setdefault(src._seg, []).append((src._rec, g))
+        if r in seg.retained:
+            t = seg.retained[r]
+            if capture is not None and id(t) in capture:
+                _add_capture(capture[id(t)], g)
+            elif capture is None:
+                t._accumulate_grad(g)
+        elif capture is not None and o != T.LEAF:
+            for entry in capture.values():
+                t = entry[0]
+                if t._seg is seg and t._rec == r:
+                    _add_capture(entry, g)
+
+
+def _mark_captures(seg, capture):
+    marked = []
+    flags = seg.cols[8]
+    for entry in capture.values():
+        t = entry[0]
+        if t._seg is seg:
+            marked.append(t._rec)
+    for r, t in seg.leaves.items():
+        if id(t) in capture:
+            marked.append(r)
+    for r in marked:
+        flags[r] |= T.CAPTURE
+    return marked
+
+
+def _add_capture(entry, g):
+    entry[1] = g if entry[1] is None else entry[1] + g
+
+
+def _deliver_leaf(t, g, capture, on_leaf):
+    if capture is not None:
+        entry = capture.get(id(t))
+        if entry is not None:
+            _add_capture(entry, g)
+        return
+    if on_leaf is not None:
+        on_leaf(t, g)
+
+
+def _sweep_error(seg, status, r):
+    if status == T.ERR_FREED:
+        return RuntimeError(_FREED_MSG)
+    if status == T.ERR_MODIFIED:
+        t, ver = seg.modified.get(r, (None, 0))
+        op = seg.opcode(r)
+        name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
+        if t is not None:
+            kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(t.dtype.name, "Tensor")
+            shape = ", ".join(str(d) for d in t.shape)
+            where = f", which is output 0 of {name}," if name else ","
+            return RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [torch.{kind} [{shape}]]{where} is at version "
+                f"{t._version}; expected version {ver} instead. Hint: the backtrace further above "
+                "can also show the operation that failed to compute its gradient. The variable in "
+                "question was changed in there or anywhere later. Good luck!")
+        return RuntimeError("one of the variables needed for gradient computation has been "
+                            "modified by an inplace operation")
+    return RuntimeError(f"internal error: unknown opcode at record {r}")

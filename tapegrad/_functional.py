@@ -1,0 +1,195 @@
+"""``tapegrad.<op>(input, ...)`` function forms of the Tensor methods."""
+from __future__ import annotations
+
+from ._tensor import Tensor, _binary, _unary, tensor
+from . import _tape as T
+
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
+           "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",
+           "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
+           "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",
+           "gt", "ge", "equal", "all", "any", "numel", "is_floating_point"]
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else tensor(x)
+
+
+def add(input, other, *, alpha=1):
+    return _t(input).add(other, alpha=alpha)
+
+
+def sub(input, other, *, alpha=1):
+    return _t(input).sub(other, alpha=alpha)
+
+
+subtract = sub
+
+
+def mul(input, other):
+    return _binary(T.MUL, _t(input), other)
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None):
+    return _t(input).div(other, rounding_mode=rounding_mode)
+
+
+divide = div
+true_divide = div
+
+
+def pow(input, exponent):
+    if not isinstance(input, Tensor):
+        return _binary(T.POW, exponent, input, True)
+    return input**exponent
+
+
+def neg(input):
+    return _unary(input, T.NEG)
+
+
+negative = neg
+
+
+def exp(input):
+    return _unary(input, T.EXP)
+
+
+def log(input):
+    return _unary(input, T.LOG)
+
+
+def sin(input):
+    return _unary(input, T.SIN)
+
+
+def cos(input):
+    return _unary(input, T.COS)
+
+
+def tanh(input):
+    return _unary(input, T.TANH)
+
+
+def sigmoid(input):
+    return _unary(input, T.SIGMOID)
+
+
+def relu(input):
+    return _unary(input, T.RELU)
+
+
+def sqrt(input):
+    return _unary(input, T.SQRT)
+
+
+def abs(input):
+    return _unary(input, T.ABS)
+
+
+def reciprocal(input):
+    return _unary(input, T.RECIPROCAL)
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    return input.sum(dim, keepdim, dtype=dtype)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    return input.mean(dim, keepdim, dtype=dtype)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    return input.norm(p, dim, keepdim, dtype)
+
+
+def mm(input, mat2):
+    return input.mm(mat2)
+
+
+def mv(input, vec):
+    return input.mv(vec)
+
+
+def reshape(input, shape):
+    return input.reshape(shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return input.flatten(start_dim, end_dim)
+
+
+def squeeze(input, dim=None):
+    return input.squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return input.unsqueeze(dim)
+
+
+def permute(input, dims):
+    return input.permute(dims)
+
+
+def transpose(input, dim0, dim1):
+    return input.transpose(dim0, dim1)
+
+
+def t(input):
+    return input.t()
+
+
+def clone(input, *, memory_format=None):
+    return input.clone()
+
+
+def detach(input):
+    return input.detach()
+
+
+def eq(input, other):
+    return input == other
+
+
+def ne(input, other):
+    return input != other
+
+
+def lt(input, other):
+    return input < other
+
+
+def le(input, other):
+    return input <= other
+
+
+def gt(input, other):
+    return input > other
+
+
+def ge(input, other):
+    return input >= other
+
+
+def equal(input, other) -> bool:
+    return input.equal(other)
+
+
+def all(input):
+    return input.all()
+
+
+def any(input):
+    return input.any()
+
+
+def numel(input):
+    return input.numel()
+
+
+def is_floating_point(input) -> bool:
+    return input.is_floating_point()
+

@@ -1,0 +1,652 @@
+"""The tape: opcodes, their forward/backward rules, and the compiled sweep.
+
+Record layout
+-------------
+A segment of tape is a structure of arrays with one row per record::
+
+    op    int64    opcode (index into OPS)
+    a, b  int64    record indices of the operands (-1: none)
+    c     float64  a constant: scalar operand, exponent, scale
+    val   float64  the output value when it has exactly one element
+    n     int64    number of elements of the output
+    off   int64    where the output lives in the bulk arena when n != 1
+    aux   int64    start of this record's entry in the int aux table (-1: none)
+    flags uint8    REACHED / FREED / MODIFIED / CAPTURE bits
+
+Values of one element sit in ``val`` and their adjoints in ``adj`` (one per
+record), so scalar code never touches the bulk arena.  Larger values are
+copied, C-ordered and as float64, into ``bulk`` at record time; their adjoints
+use the same offsets in ``badj``.  Every record holds what is needed to run
+the op again at new input values (operands, constants, index maps), so a tape
+is a program: ``sweep`` runs it backwards, a forward replay runs it forwards.
+
+Index maps (aux table)
+----------------------
+Views, broadcasts, indexing and reductions all relate an output element to an
+input element through one integer map, stored in the aux table either as a
+strided map ``[ndim, base, shape..., strides...]`` (element i of the C-ordered
+index space maps to ``base + sum(i_d * stride_d)``) or as an explicit one
+``[-1, count, offsets...]``.  One gather kernel and one scatter-add kernel
+serve them all, so undoing a broadcast (a stride of 0) is the same code as the
+backward of slicing.
+
+Adjoints
+--------
+No adjoint arena is ever zeroed as a whole: the first contribution to a record
+zero-fills just that record's adjoint and sets REACHED; the sweep counts the
+records reached but not yet processed and stops when none are left, so only
+records reachable from the outputs are visited.  Identically-zero incoming
+adjoints are skipped element by element, so ``0 * inf`` never becomes nan.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, NamedTuple
+
+import numpy as np
+from numba import njit
+
+# Every @njit in tapegrad is in this module and takes these options.  They sit
+# here, not in _config, because Numba's cache is keyed on this file's source.
+# cache=True: the interpreter takes 10-20 s to compile cold and well under a
+# second to load from the on-disk cache.  fastmath stays off: NaN and inf must
+# propagate.  nogil lets two threads sweep their own tapes at once.
+# error_model="numpy": x / 0 gives inf/nan, as in PyTorch, not ZeroDivisionError.
+NJIT = {"cache": os.environ.get("TAPEGRAD_NO_CACHE") != "1", "nogil": True, "fastmath": False,
+        "error_model": "numpy"}
+
+# flags
+REACHED = 1
+FREED = 2
+MODIFIED = 4
+CAPTURE = 8
+
+# kinds: how the sweep treats a record
+SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY = range(10)
+
+# what an op saves for backward (PyTorch's saved variables), as bits: sweeping
+# a freed record that saves anything is an error; a saved input or output
+# modified in place since recording is an error.
+SAVE_IN, SAVE_OUT, SAVE_CONST = 1, 2, 4
+IN, OUT, CON, IO = SAVE_IN, SAVE_OUT, SAVE_CONST, SAVE_IN | SAVE_OUT
+
+# sweep status codes
+DONE, ERR_FREED, ERR_MODIFIED, ERR_OPCODE = range(4)
+
+
+class Op(NamedTuple):
+    code: int
+    name: str
+    grad_fn: str  # PyTorch's node name, shown by grad_fn and next_functions
+    kind: int
+    saves: int  # SAVE_* bits
+    np_fn: Callable | None = None  # eager forward on arrays
+    py_fn: Callable | None = None  # eager forward on Python floats (0-d fast path)
+
+
+# ---------------------------------------------------------------- opcodes
+# Sources
+LEAF = 0
+CONST = 1
+IMPORT = 2
+DEAD = 3
+# Unary elementwise
+NEG = 4
+EXP = 5
+LOG = 6
+SIN = 7
+COS = 8
+TANH = 9
+SIGMOID = 10
+RELU = 11
+SQRT = 12
+ABS = 13
+RECIPROCAL = 14
+ADDC = 15
+SUBC = 16
+RSUBC = 17
+MULC = 18
+DIVC = 19
+POWC = 20
+RPOWC = 21
+CLONE = 22
+VIEW = 23
+# Binary elementwise (operands of one shape; broadcasting is a GATHER before)
+ADD = 24
+SUB = 25
+MUL = 26
+DIV = 27
+POW = 28
+# Gathers through an index map
+SELECT = 29
+SLICE = 30
+UNSQUEEZE = 31
+SQUEEZE = 32
+PERMUTE = 33
+TRANSPOSE = 34
+EXPAND = 35
+BROADCAST = 36
+INDEX = 37
+ASSTRIDED = 38
+# Reductions through an index map
+SUM = 39
+SUMDIM = 40
+MEAN = 41
+MEANDIM = 42
+NORM2 = 43
+# Linear algebra
+DOT = 44
+MV = 45
+MM = 46
+VM = 47
+# In-place writes
+COPYSLICES = 48
+FILL_ = 49
+ZERO_ = 50
+COPY_ = 51
+REFRESH = 52  # hidden: a tensor's storage was written outside the graph
+
+
+def _py_log(x: float) -> float:
+    if x > 0.0:
+        return math.log(x)
+    return -math.inf if x == 0.0 else math.nan
+
+
+def _py_sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0.0 else math.nan
+
+
+def _py_sigmoid(x: float) -> float:
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _py_exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _py_reciprocal(x: float) -> float:
+    if x == 0.0:
+        return math.copysign(math.inf, x)
+    return 1.0 / x
+
+
+def _np_sigmoid(x):
+    return np.reciprocal(1.0 + np.exp(-x))
+
+
+def _np_relu(x):
+    return np.maximum(x, 0)
+
+
+OPS: tuple[Op, ...] = (
+    Op(LEAF, "leaf", "AccumulateGrad", SOURCE, 0),
+    Op(CONST, "const", "", SOURCE, 0),
+    Op(IMPORT, "import", "", SOURCE, 0),
+    Op(DEAD, "dead", "", SOURCE, CON),
+    Op(NEG, "neg", "NegBackward0", UNARY, 0, np.negative, float.__neg__),
+    Op(EXP, "exp", "ExpBackward0", UNARY, OUT, np.exp, _py_exp),
+    Op(LOG, "log", "LogBackward0", UNARY, IN, np.log, _py_log),
+    Op(SIN, "sin", "SinBackward0", UNARY, IN, np.sin, math.sin),
+    Op(COS, "cos", "CosBackward0", UNARY, IN, np.cos, math.cos),
+    Op(TANH, "tanh", "TanhBackward0", UNARY, OUT, np.tanh, math.tanh),
+    Op(SIGMOID, "sigmoid", "SigmoidBackward0", UNARY, OUT, _np_sigmoid, _py_sigmoid),
+    Op(RELU, "relu", "ReluBackward0", UNARY, OUT, _np_relu, lambda x: x if x > 0.0 else 0.0),
+    Op(SQRT, "sqrt", "SqrtBackward0", UNARY, OUT, np.sqrt, _py_sqrt),
+    Op(ABS, "abs", "AbsBackward0", UNARY, IN, np.abs, abs),
+    Op(RECIPROCAL, "reciprocal", "ReciprocalBackward0", UNARY, OUT, np.reciprocal, _py_reciprocal),
+    Op(ADDC, "add", "AddBackward0", UNARY, 0),
+    Op(SUBC, "sub", "SubBackward0", UNARY, 0),
+    Op(RSUBC, "rsub", "RsubBackward1", UNARY, 0),
+    Op(MULC, "mul", "MulBackward0", UNARY, CON),
+    Op(DIVC, "div", "DivBackward0", UNARY, CON),
+    Op(POWC, "pow", "PowBackward0", UNARY, IN),
+    Op(RPOWC, "pow", "PowBackward2", UNARY, IO),
+    Op(CLONE, "clone", "CloneBackward0", UNARY, 0),
+    Op(VIEW, "view", "ViewBackward0", UNARY, 0),
+    Op(ADD, "add", "AddBackward0", BINARY, 0),
+    Op(SUB, "sub", "SubBackward0", BINARY, 0),
+    Op(MUL, "mul", "MulBackward0", BINARY, IN),
+    Op(DIV, "div", "DivBackward0", BINARY, IN),
+    Op(POW, "pow", "PowBackward1", BINARY, IO),
+    Op(SELECT, "select", "SelectBackward0", GATHER, 0),
+    Op(SLICE, "slice", "SliceBackward0", GATHER, 0),
+    Op(UNSQUEEZE, "unsqueeze", "UnsqueezeBackward0", UNARY, 0),
+    Op(SQUEEZE, "squeeze", "SqueezeBackward1", UNARY, 0),
+    Op(PERMUTE, "permute", "PermuteBackward0", GATHER, 0),
+    Op(TRANSPOSE, "transpose", "TransposeBackward0", GATHER, 0),
+    Op(EXPAND, "expand", "ExpandBackward0", GATHER, 0),
+    Op(BROADCAST, "broadcast", "", GATHER, 0),  # hidden: operand broadcasting
+    Op(INDEX, "index", "IndexBackward0", GATHER, CON),
+    Op(ASSTRIDED, "as_strided", "AsStridedBackward0", GATHER, 0),
+    Op(SUM, "sum", "SumBackward0", REDUCE, 0),
+    Op(SUMDIM, "sum", "SumBackward1", REDUCE, 0),
+    Op(MEAN, "mean", "MeanBackward0", REDUCE, 0),
+    Op(MEANDIM, "mean", "MeanBackward1", REDUCE, 0),
+    Op(NORM2, "norm", "LinalgVectorNormBackward0", NORM, IO),
+    Op(DOT, "dot", "DotBackward0", MATMUL, IN),
+    Op(MV, "mv", "MvBackward0", MATMUL, IN),
+    Op(MM, "mm", "MmBackward0", MATMUL, IN),
+    Op(VM, "matmul", "SqueezeBackward4", MATMUL, IN),
+    Op(COPYSLICES, "setitem", "CopySlices", SETITEM, 0),
+    Op(FILL_, "fill_", "FillBackward2", FILL, 0),
+    Op(ZERO_, "zero_", "ZeroBackward0", FILL, 0),
+    Op(COPY_, "copy_", "CopyBackwards", COPY, 0),
+    Op(REFRESH, "refresh", "", UNARY, 0),
+)
+
+KIND = np.array([o.kind for o in OPS], dtype=np.int64)
+SAVES = np.array([o.saves for o in OPS], dtype=np.int64)
+NAMES = tuple(o.name for o in OPS)
+GRAD_FN = tuple(o.grad_fn for o in OPS)
+
+
+def check_tables() -> None:
+    """The opcode constants, the table rows and the derived arrays must agree."""
+    for i, o in enumerate(OPS):
+        if o.code != i:
+            raise AssertionError(f"OPS[{i}] holds opcode {o.code} ({o.name})")
+        if o.kind in (UNARY, BINARY) and o.np_fn is None and o.code not in _SCALAR_OPERAND_OPS:
+            raise AssertionError(f"{o.name} has no eager forward")
+    if len(KIND) != len(OPS) or len(SAVES) != len(OPS):
+        raise AssertionError("derived tables out of date")
+
+
+_SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLONE, VIEW,
+                                 ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH))
+check_tables()
+
+# ------------------------------------------------ elementwise rules, per op
+# Each op is a pair: forward y = f(x, c) and the adjoint contribution to x.
+# g is the incoming adjoint, y the op's own (saved) output.
+
+_j = njit(inline="always", **NJIT)
+
+
+@_j
+def _unary_f(op, x, c):
+    if op == NEG:
+        return -x
+    if op == EXP:
+        return math.exp(x)
+    if op == LOG:
+        return math.log(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
+    if op == SIN:
+        return math.sin(x)
+    if op == COS:
+        return math.cos(x)
+    if op == TANH:
+        return math.tanh(x)
+    if op == SIGMOID:
+        return 1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))
+    if op == RELU:
+        return x if x > 0.0 else 0.0
+    if op == SQRT:
+        return math.sqrt(x) if x >= 0.0 else math.nan
+    if op == ABS:
+        return abs(x)
+    if op == RECIPROCAL:
+        return 1.0 / x if x != 0.0 else math.copysign(math.inf, x)
+    if op == ADDC:
+        return x + c
+    if op == SUBC:
+        return x - c
+    if op == RSUBC:
+        return c - x
+    if op == MULC:
+        return x * c
+    if op == DIVC:
+        return x / c
+    if op == POWC:
+        return x**c
+    if op == RPOWC:
+        return c**x
+    return x  # CLONE, VIEW, SQUEEZE, UNSQUEEZE, REFRESH
+
+
+@_j
+def _unary_b(op, g, x, y, c):
+    if op == NEG:
+        return -g
+    if op == EXP:
+        return g * y
+    if op == LOG:
+        return g / x
+    if op == SIN:
+        return g * math.cos(x)
+    if op == COS:
+        return -g * math.sin(x)
+    if op == TANH:
+        return g * (1.0 - y * y)
+    if op == SIGMOID:
+        return g * y * (1.0 - y)
+    if op == RELU:
+        return g if y > 0.0 else 0.0  # relu'(0) = 0, as PyTorch
+    if op == SQRT:
+        return g / (2.0 * y)
+    if op == ABS:
+        return g * (1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0))  # abs'(0) = 0
+    if op == RECIPROCAL:
+        return -g * y * y
+    if op == RSUBC:
+        return -g
+    if op == MULC:
+        return g * c
+    if op == DIVC:
+        return g / c
+    if op == POWC:
+        if c == 0.0:
+            return 0.0
+        return g * c * x ** (c - 1.0)
+    if op == RPOWC:
+        # PyTorch: grad * result * log(base), and 0 where base == 0 and exponent >= 0
+        if c == 0.0 and x >= 0.0:
+            return 0.0
+        return g * y * math.log(c)
+    return g  # ADDC, SUBC, CLONE, VIEW, SQUEEZE, UNSQUEEZE, REFRESH
+
+
+@_j
+def _binary_f(op, x, z):
+    if op == ADD:
+        return x + z
+    if op == SUB:
+        return x - z
+    if op == MUL:
+        return x * z
+    if op == DIV:
+        return x / z
+    return x**z  # POW
+
+
+@_j
+def _binary_ba(op, g, x, z, y):
+    """Adjoint contribution to the first operand."""
+    if op == MUL:
+        return g * z
+    if op == DIV:
+        return g / z
+    if op == POW:
+        if z == 0.0:
+            return 0.0
+        return g * z * x ** (z - 1.0)
+    return g  # ADD, SUB
+
+
+@_j
+def _binary_bb(op, g, x, z, y):
+    """Adjoint contribution to the second operand."""
+    if op == SUB:
+        return -g
+    if op == MUL:
+        return g * x
+    if op == DIV:
+        return -g * x / (z * z)
+    if op == POW:
+        # PyTorch masks the base == 0, exponent >= 0 case to 0
+        if x == 0.0 and z >= 0.0:
+            return 0.0
+        return g * y * math.log(x)
+    return g  # ADD
+
+
+# ------------------------------------------------ index maps
+
+
+@njit(**NJIT)
+def index_map(auxi, at):
+    """Expand the index map stored at ``auxi[at]`` into one offset per element."""
+    ndim = auxi[at]
+    if ndim < 0:
+        cnt = auxi[at + 1]
+        return auxi[at + 2:at + 2 + cnt].copy()
+    base = auxi[at + 1]
+    shape = auxi[at + 2:at + 2 + ndim]
+    strides = auxi[at + 2 + ndim:at + 2 + 2 * ndim]
+    total = 1
+    for d in range(ndim):
+        total *= shape[d]
+    out = np.empty(total, dtype=np.int64)
+    if total == 0:
+        return out
+    idx = np.zeros(ndim, dtype=np.int64)
+    pos = base
+    for i in range(total):
+        out[i] = pos
+        d = ndim - 1
+        while d >= 0:  # odometer step over the C-ordered index space
+            idx[d] += 1
+            pos += strides[d]
+            if idx[d] < shape[d]:
+                break
+            pos -= strides[d] * shape[d]
+            idx[d] = 0
+            d -= 1
+    return out
+
+
+# ------------------------------------------------ flush and sweep
+
+W = 7  # staged record width: op, a, b, c, v, n, aux  (v: value if n == 1 else offset)
+
+
+@njit(**NJIT)
+def flush(stage, start, op, a, b, c, val, n, off, aux, flags):
+    """Copy staged rows into the columns, starting at record ``start``."""
+    rows = stage.shape[0] // W
+    for r in range(rows):
+        k = r * W
+        i = start + r
+        op[i] = int(stage[k])
+        a[i] = int(stage[k + 1])
+        b[i] = int(stage[k + 2])
+        c[i] = stage[k + 3]
+        m = int(stage[k + 5])
+        n[i] = m
+        if m == 1:
+            val[i] = stage[k + 4]
+            off[i] = -1
+        else:
+            off[i] = int(stage[k + 4])
+        aux[i] = int(stage[k + 6])
+        flags[i] = 0
+
+
+@_j
+def _view(r, n, off, val, bulk):
+    m = n[r]
+    if m == 1:
+        return val[r:r + 1]
+    o = off[r]
+    return bulk[o:o + m]
+
+
+@_j
+def _target(r, n, off, adj, badj, flags):
+    """The adjoint of record r, zero-filled on first reach.  Returns (view, newly reached)."""
+    m = n[r]
+    if m == 1:
+        v = adj[r:r + 1]
+    else:
+        o = off[r]
+        v = badj[o:o + m]
+    if flags[r] & REACHED:
+        return v, 0
+    v[:] = 0.0
+    flags[r] |= REACHED
+    return v, 1
+
+
+@njit(**NJIT)
+def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
+          start, pending, retain, hits):
+    """Reverse sweep from record ``start`` down, until no reached record is pending.
+
+    Records of kind SOURCE, and records flagged CAPTURE, are written to ``hits``
+    for Python to deliver (leaf gradients, cross-segment links, captured
+    inputs).  Returns (status, record, records newly freed, number of hits).
+    """
+    nh = 0
+    nfree = 0
+    i = start
+    while i >= 0 and pending > 0:
+        f = flags[i]
+        if not f & REACHED:
+            i -= 1
+            continue
+        o = op[i]
+        kd = KIND[o]
+        sv = SAVES[o]
+        if f & FREED and sv:
+            return ERR_FREED, i, nfree, nh
+        if sv & SAVE_OUT and f & MODIFIED:
+            return ERR_MODIFIED, i, nfree, nh
+        if retain:
+            flags[i] = f & ~REACHED
+        else:
+            flags[i] = (f & ~REACHED) | FREED
+            nfree += 0 if f & FREED else 1
+        pending -= 1
+        if f & CAPTURE or kd == SOURCE:
+            if o == DEAD:
+                return ERR_FREED, i, nfree, nh
+            hits[nh] = i
+            nh += 1
+            if kd == SOURCE:
+                i -= 1
+                continue
+        g = _view(i, n, off, adj, badj)
+        y = _view(i, n, off, val, bulk)
+        ra = a[i]
+        rb = b[i]
+        cc = c[i]
+        if kd == UNARY:
+            if op[ra] != CONST:
+                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                x = _view(ra, n, off, val, bulk)
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    if g[k] != 0.0:
+                        gx[k] += _unary_b(o, g[k], x[k], y[k], cc)
+        elif kd == BINARY:
+            x = _view(ra, n, off, val, bulk)
+            z = _view(rb, n, off, val, bulk)
+            if op[ra] != CONST:
+                if sv & SAVE_IN and flags[rb] & MODIFIED:
+                    return ERR_MODIFIED, rb, nfree, nh
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    if g[k] != 0.0:
+                        gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k])
+            if op[rb] != CONST:
+                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    if g[k] != 0.0:
+                        gz[k] += _binary_bb(o, g[k], x[k], z[k], y[k])
+        elif kd == GATHER:
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                m = index_map(auxi, aux[i])
+                for k in range(g.size):
+                    gx[m[k]] += g[k]
+        elif kd == REDUCE:
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                if aux[i] < 0:  # reduce everything to one element
+                    gg = g[0] * cc
+                    if gg != 0.0:
+                        for k in range(gx.size):
+                            gx[k] += gg
+                else:
+                    m = index_map(auxi, aux[i])
+                    for k in range(gx.size):
+                        gx[k] += g[m[k]] * cc
+        elif kd == NORM:
+            if op[ra] != CONST:
+                if flags[ra] & MODIFIED:  # saves its input
+                    return ERR_MODIFIED, ra, nfree, nh
+                x = _view(ra, n, off, val, bulk)
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                if aux[i] < 0:
+                    if y[0] != 0.0 and g[0] != 0.0:
+                        s = g[0] / y[0]
+                        for k in range(gx.size):
+                            gx[k] += s * x[k]
+                else:
+                    m = index_map(auxi, aux[i])
+                    for k in range(gx.size):
+                        j = m[k]
+                        if y[j] != 0.0:
+                            gx[k] += g[j] * x[k] / y[j]
+        elif kd == MATMUL:
+            at = aux[i]
+            mm = auxi[at]
+            kk = auxi[at + 1]
+            nn = auxi[at + 2]
+            x = _view(ra, n, off, val, bulk)
+            z = _view(rb, n, off, val, bulk)
+            g2 = g.reshape((mm, nn))
+            if op[ra] != CONST:
+                if flags[rb] & MODIFIED:
+                    return ERR_MODIFIED, rb, nfree, nh
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                gx.reshape((mm, kk))[:, :] += np.dot(g2, z.reshape((kk, nn)).T)
+            if op[rb] != CONST:
+                if flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
+                gz.reshape((kk, nn))[:, :] += np.dot(x.reshape((mm, kk)).T, g2)
+        elif kd == SETITEM:
+            # out = a with the mapped positions replaced by b
+            m = index_map(auxi, aux[i])
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                keep = np.ones(g.size, dtype=np.bool_)
+                for k in range(m.size):
+                    keep[m[k]] = False
+                for k in range(g.size):
+                    if keep[k]:
+                        gx[k] += g[k]
+            if op[rb] != CONST:
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
+                for k in range(m.size):
+                    gz[k] += g[m[k]]
+        elif kd == FILL:
+            pass  # the old value does not reach the output
+        elif kd == COPY:
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    gx[k] += g[k]
+        else:
+            return ERR_OPCODE, i, nfree, nh
+        i -= 1
+    return DONE, i, nfree, nh
+
+
+@njit(**NJIT)
+def clear_reached(flags, hi):
+    """After an aborted sweep: forget what it had reached."""
+    for i in range(hi + 1):
+        flags[i] &= ~REACHED

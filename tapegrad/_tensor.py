@@ -1,0 +1,1950 @@
+"""The Tensor facade: it owns values, validates, computes eagerly and records.
+
+A tensor's value is either a Python float (``_v``: 0-d float64, the scalar fast
+path that avoids NumPy's per-call cost) or a NumPy array (``_a``).  Op results
+that require grad hold their segment (``_seg``) and record (``_rec``); leaves
+and constants cache their LEAF/CONST record per segment and storage version.
+Rarely used state (``.grad``, version counter, view base, hooks) lives in a
+side object ``_x`` created on demand, so an op result costs seven slot writes.
+
+Views share storage and a version counter ``[version, exported]`` with their
+base, as in PyTorch.  A write through any of them bumps the version; a tensor
+whose record predates the current version is re-bound on its next use
+(AS-STRIDED from its base's current record, or a hidden REFRESH record), so a
+value the graph holds never silently disagrees with what the forward computed.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _dtype as D
+from . import _engine as E
+from . import _tape as T
+from ._format import format_tensor
+
+state = E.state
+_new = object.__new__
+_NUMBER = (builtins.int, builtins.float, builtins.bool)
+_grad_lock = threading.Lock()
+
+
+class _Extra:
+    __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks")
+
+    def __init__(self, vc=None, base=None):
+        self.grad = None
+        self.lc = None  # (segment id, LEAF/CONST record, version) of a leaf or constant
+        self.vc = vc if vc is not None else [0, False]  # [version, storage exported]
+        self.rver = self.vc[0]  # version at which _rec became valid
+        self.base = base  # the tensor this one views; detach()/.data share vc but no base
+        self.retain = False
+        self.hooks = None
+
+
+def _extra(t):
+    x = t._x
+    if x is None:
+        x = t._x = _Extra()
+    return x
+
+
+class Size(tuple):
+    """``torch.Size``: a tuple that prints as ``torch.Size([2, 3])``."""
+
+    def __repr__(self) -> str:
+        return f"torch.Size([{', '.join(str(d) for d in self)}])"
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+
+# ---------------------------------------------------------------- construction
+
+def _leaf(a: np.ndarray, dt, requires_grad=False, shared=False):
+    """A leaf tensor owning (or, with ``shared``, sharing) the array ``a``."""
+    t = _new(Tensor)
+    if dt is D.float64 and a.ndim == 0 and not shared:
+        t._v = float(a)
+        t._a = None
+    else:
+        t._v = None
+        t._a = a
+    t._dt = dt
+    t._rg = False
+    t._seg = None
+    t._rec = -1
+    t._x = None
+    if shared:
+        _extra(t).vc[1] = True
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _result(value, dt, seg=None, rec=-1):
+    """An op result: a non-leaf when ``seg`` is given."""
+    t = _new(Tensor)
+    if value.__class__ is float:
+        t._v = value
+        t._a = None
+    elif dt is D.float64 and value.ndim == 0:
+        t._v = float(value)
+        t._a = None
+    else:
+        t._v = None
+        t._a = value
+    t._dt = dt
+    t._rg = seg is not None
+    t._seg = seg
+    t._rec = rec
+    t._x = None
+    return t
+
+
+def _val(t) -> np.ndarray:
+    """t's value as an array (a temporary for fast-path scalars)."""
+    a = t._a
+    return a if a is not None else np.array(t._v)
+
+
+def _storage(t) -> np.ndarray:
+    """t's canonical array; a fast-path scalar becomes array-backed for good."""
+    a = t._a
+    if a is None:
+        a = t._a = np.array(t._v)
+        t._v = None
+    return a
+
+
+def _val64(t):
+    v = t._v
+    if v is not None:
+        return v
+    a = t._a
+    return a if a.dtype == np.float64 and a.flags.c_contiguous else np.array(a, np.float64, order="C")
+
+
+def _out(a, dt):
+    """Make a NumPy result a C-contiguous array of dtype dt."""
+    a = np.asarray(a)
+    if a.dtype != dt.np or not a.flags.c_contiguous:
+        a = np.array(a, dtype=dt.np, order="C")
+    return a
+
+
+# ---------------------------------------------------------------- recording
+
+def _recording(*ts) -> bool:
+    if not state.grad_enabled:
+        return False
+    for t in ts:
+        if t.__class__ is Tensor and t._rg:
+            return True
+    return False
+
+
+def _ref(seg, t) -> int:
+    """The record in ``seg`` that holds t's current value."""
+    x = t._x
+    if t._seg is seg and (x is None or x.rver == x.vc[0]):
+        return t._rec
+    return _bind(seg, t)
+
+
+def _bind(seg, t) -> int:
+    x = t._x
+    s = t._seg
+    if s is None:
+        x = _extra(t)
+        ver = x.vc[0]
+        lc = x.lc
+        if lc is not None and lc[0] == seg.id and lc[2] == ver and not x.vc[1]:
+            return lc[1]
+        if t._rg:
+            rec = seg.record(T.LEAF, -1, -1, 0.0, _val64(t))
+            seg.leaves[rec] = t
+        else:
+            rec = seg.record(T.CONST, -1, -1, 0.0, _val64(t))
+            seg.nconst += 1
+        x.lc = (seg.id, rec, ver)
+        return rec
+    if x is not None and x.rver != x.vc[0]:
+        return _rebind_view(seg, t)
+    if s.dead:
+        return seg.record(T.DEAD, -1, -1, 0.0, _val64(t))
+    rec = seg.record(T.IMPORT, -1, -1, 0.0, _val64(t))
+    seg.imports[rec] = t
+    return rec
+
+
+def _rebind_view(seg, t) -> int:
+    """t's storage was written since its record: record its current value anew."""
+    x = t._x
+    base = x.base
+    if base is not None and (base._rg or base._seg is not None):
+        rb = _ref(seg, base)
+        rec = seg.record(T.ASSTRIDED, rb, -1, 0.0, _val64(t), seg.add_aux(_view_map(base, t)))
+    else:
+        s = t._seg
+        old = t._rec if s is seg else (seg.record(T.DEAD, -1, -1, 0.0, _val64(t)) if s.dead else
+                                       _import(seg, t))
+        rec = seg.record(T.REFRESH, old, -1, 0.0, _val64(t))
+    t._seg = seg
+    t._rec = rec
+    t._rg = True
+    x.rver = x.vc[0]
+    return rec
+
+
+def _import(seg, t):
+    rec = seg.record(T.IMPORT, -1, -1, 0.0, _val64(t))
+    seg.imports[rec] = t
+    return rec
+
+
+def _view_map(base, t):
+    """t's elements as offsets into base's C-ordered elements (strided map)."""
+    ba = _storage(base)
+    ta = _storage(t)
+    if not ba.flags.c_contiguous:
+        raise RuntimeError("tapegrad: in-place writes through views need a contiguous base tensor")
+    isz = ba.itemsize
+    off = (ta.__array_interface__["data"][0] - ba.__array_interface__["data"][0]) // isz
+    return [ta.ndim, off, *ta.shape, *(s // isz for s in ta.strides)]
+
+
+def _operand(seg, t, shape) -> int:
+    """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed)."""
+    r = _ref(seg, t)
+    tshape = t.shape
+    if tshape == shape:
+        return r
+    return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
+                      seg.add_aux(_broadcast_map(tshape, shape)))
+
+
+def _c_strides(shape):
+    strides = [0] * len(shape)
+    acc = 1
+    for d in range(len(shape) - 1, -1, -1):
+        strides[d] = acc
+        acc *= shape[d]
+    return strides
+
+
+def _broadcast_map(src, dst):
+    lead = len(dst) - len(src)
+    cs = _c_strides(src)
+    strides = [0] * len(dst)
+    for d in range(len(src)):
+        if src[d] != 1 or dst[lead + d] == 1:
+            strides[lead + d] = cs[d]
+    return [len(dst), 0, *dst, *strides]
+
+
+def broadcast_shapes(*shapes):
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, d in enumerate(s):
+            j = ndim - len(s) + i
+            if out[j] == 1:
+                out[j] = d
+            elif d != 1 and d != out[j]:
+                # PyTorch names the first two operands "a" and "b"
+                raise RuntimeError(
+                    f"The size of tensor a ({out[j]}) must match the size of tensor b ({d}) at "
+                    f"non-singleton dimension {i}")
+    return tuple(out)
+
+
+def _record_result(op, value, dt, operands, c=0.0, aux_ints=None, shape=None):
+    """Record op over ``operands`` (tensors, each broadcast to ``shape`` if given)."""
+    seg = E.current()
+    refs = [(_ref(seg, t) if shape is None else _operand(seg, t, shape)) for t in operands]
+    ra = refs[0] if refs else -1
+    rb = refs[1] if len(refs) > 1 else -1
+    aux = -1 if aux_ints is None else seg.add_aux(aux_ints)
+    rec = seg.record(op, ra, rb, c, value if value.__class__ is float else _record_value(value), aux)
+    return _result(value, dt, seg, rec)
+
+
+def _record_value(a):
+    return a if a.dtype == np.float64 else a.astype(np.float64)
+
+
+# ---------------------------------------------------------------- op helpers
+
+def _require_float_grad(dt):
+    if not dt.is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+
+
+_INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
+
+
+def _unary(x, op):
+    spec = T.OPS[op]
+    v = x._v
+    if v is not None:
+        y = spec.py_fn(v)
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            ra = x._rec if x._seg is seg else _ref(seg, x)
+            return _result(y, D.float64, seg, seg.record(op, ra, -1, 0.0, y))
+        return _result(y, D.float64)
+    dt = x._dt
+    a = x._a
+    if not dt.is_floating_point and op not in _INT_STAYS:
+        dt = D.get_default_dtype()
+        a = a.astype(dt.np)
+    if dt is D.bool_ and op == T.NEG:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
+                           "are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
+    with np.errstate(all="ignore"):
+        y = _out(spec.np_fn(a), dt)
+    if x._rg and state.grad_enabled:
+        return _record_result(op, y, dt, (x,))
+    return _result(y, dt)
+
+
+_CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC}
+_NP_BINARY = {T.ADD: np.add, T.SUB: np.subtract, T.MUL: np.multiply, T.DIV: np.true_divide,
+              T.POW: np.power}
+
+
+def _number(y):
+    if isinstance(y, np.generic):
+        return y.item()
+    return y
+
+
+def _binary(op, x, y, reverse=False):
+    """x (a Tensor) op y (a Tensor or a Python number); ``reverse``: y op x."""
+    if y.__class__ is not Tensor:
+        if not isinstance(y, _NUMBER):
+            if isinstance(y, np.generic):
+                y = y.item()
+            elif isinstance(y, (np.ndarray, list, tuple)):
+                y = tensor(y)
+            else:
+                return NotImplemented
+        if y.__class__ is not Tensor:
+            return _binary_number(op, x, y, reverse)
+    if reverse:
+        x, y = y, x
+    xv = x._v
+    yv = y._v
+    if xv is not None and yv is not None and op != T.POW:  # both 0-d float64
+        if op == T.ADD:
+            v = xv + yv
+        elif op == T.MUL:
+            v = xv * yv
+        elif op == T.SUB:
+            v = xv - yv
+        else:
+            v = xv / yv if yv != 0.0 else _py_div0(xv, yv)
+        if (x._rg or y._rg) and state.grad_enabled:
+            seg = E.current()
+            ra = x._rec if x._seg is seg else _ref(seg, x)
+            rb = y._rec if y._seg is seg else _ref(seg, y)
+            return _result(v, D.float64, seg, seg.record(op, ra, rb, 0.0, v))
+        return _result(v, D.float64)
+    dt = D.result_type((x, y))
+    if op == T.DIV and not dt.is_floating_point:
+        dt = D.get_default_dtype()
+    if dt is D.bool_ and op == T.SUB:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    shape = broadcast_shapes(x.shape, y.shape)
+    with np.errstate(all="ignore"):
+        out = _out(_NP_BINARY[op](_val(x).astype(dt.np, copy=False),
+                                  _val(y).astype(dt.np, copy=False)), dt)
+    if (x._rg or y._rg) and state.grad_enabled:
+        return _record_result(op, out, dt, (x, y), shape=shape)
+    return _result(out, dt)
+
+
+def _py_div0(a, b):
+    if a == 0.0 or a != a:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _binary_number(op, x, c, reverse):
+    """x op c, or c op x with ``reverse``; c a Python number."""
+    if reverse and op == T.DIV:  # c / x = reciprocal(x) * c, as PyTorch records it
+        return _binary_number(T.MUL, x.reciprocal(), c, False)
+    if reverse and op in (T.ADD, T.MUL):
+        reverse = False
+    if reverse:
+        code = T.RSUBC if op == T.SUB else T.RPOWC
+    else:
+        code = _CONST_OP[op]
+    cf = builtins.float(c)
+    xv = x._v
+    if xv is not None:
+        if code == T.ADDC:
+            v = xv + cf
+        elif code == T.MULC:
+            v = xv * cf
+        elif code == T.SUBC:
+            v = xv - cf
+        elif code == T.RSUBC:
+            v = cf - xv
+        elif code == T.DIVC:
+            v = xv / cf if cf != 0.0 else _py_div0(xv, cf)
+        else:
+            v = builtins.float(_pow(xv, cf) if code == T.POWC else _pow(cf, xv))
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            ra = x._rec if x._seg is seg else _ref(seg, x)
+            return _result(v, D.float64, seg, seg.record(code, ra, -1, cf, v))
+        return _result(v, D.float64)
+    dt = D.result_type((x, c))
+    if op == T.DIV and not dt.is_floating_point:
+        dt = D.get_default_dtype()
+    a = _val(x).astype(dt.np, copy=False)
+    if not dt.is_floating_point and isinstance(c, builtins.float):
+        c = dt.np.type(c)
+    if op == T.POW and not dt.is_floating_point and not reverse and c < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    with np.errstate(all="ignore"):
+        if reverse:
+            out = _NP_BINARY[op](np.asarray(c, dtype=dt.np), a)
+        else:
+            out = _NP_BINARY[op](a, np.asarray(c, dtype=dt.np) if dt.is_floating_point else c)
+    out = _out(out, dt)
+    if x._rg and state.grad_enabled:
+        return _record_result(code, out, dt, (x,), c=cf)
+    return _result(out, dt)
+
+
+def _pow(a, b):
+    try:
+        r = a**b
+    except ZeroDivisionError:
+        return math.inf
+    except OverflowError:
+        return math.inf
+    return r if r.__class__ is not complex else math.nan
+
+
+def _compare(ufunc, x, y):
+    if y.__class__ is Tensor:
+        broadcast_shapes(x.shape, y.shape)
+        dt = D.result_type((x, y))
+        yv = _val(y).astype(dt.np, copy=False)
+    elif isinstance(y, _NUMBER) or isinstance(y, np.generic):
+        dt = D.result_type((x, _number(y)))
+        yv = _number(y)
+    else:
+        return NotImplemented
+    return _result(_out(ufunc(_val(x).astype(dt.np, copy=False), yv), D.bool_), D.bool_)
+
+
+def _dims(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, builtins.int):
+        dim = (dim,)
+    out = []
+    for d in dim:
+        out.append(_wrap_dim(d, ndim))
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {out[0]} appears multiple times in the list of dims")
+    return tuple(out)
+
+
+def _wrap_dim(d, ndim):
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {d})")
+    return d % n
+
+
+def _reduce_map(shape, dims):
+    """For each input element (C order), its offset in the keepdim output."""
+    kshape = [1 if d in dims else s for d, s in enumerate(shape)]
+    ks = _c_strides(kshape)
+    strides = [0 if d in dims else ks[d] for d in range(len(shape))]
+    return [len(shape), 0, *shape, *strides]
+
+
+def _shape_arg(args, name="size"):
+    if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
+        args = tuple(args[0])
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            a = a.item()
+        if not isinstance(a, (builtins.int, np.integer)) or isinstance(a, builtins.bool):
+            raise TypeError(f"{name}(): argument '{name}' must be tuple of ints, but found element "
+                            f"of type {type(a).__name__}")
+        out.append(builtins.int(a))
+    return tuple(out)
+
+
+def _infer_shape(shape, numel):
+    shape = list(shape)
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = math.prod(s for s in shape if s != -1)
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of "
+                               f"size {numel}")
+        shape[neg[0]] = numel // known
+    if math.prod(shape) != numel:
+        raise RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of "
+                           f"size {numel}")
+    return tuple(shape)
+
+
+# ---------------------------------------------------------------- indexing
+
+def _basic_index(shape, index):
+    """Basic indexing (ints, slices, None, Ellipsis) as a strided map.
+
+    Returns (out_shape, base, strides, opcode) or None when the index is advanced.
+    """
+    if not isinstance(index, tuple):
+        index = (index,)
+    for i in index:
+        if not (i is None or i is Ellipsis or isinstance(i, (builtins.int, slice, np.integer)))\
+                or isinstance(i, builtins.bool):
+            if isinstance(i, Tensor) and i.ndim == 0 and not i.dtype.is_floating_point \
+                    and i.dtype is not D.bool_:
+                continue
+            return None
+    index = tuple(builtins.int(i.item()) if isinstance(i, Tensor) else i for i in index)
+    real = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if real > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    if sum(1 for i in index if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    strides = _c_strides(shape)
+    out_shape, out_strides = [], []
+    base = 0
+    d = 0
+    op = T.SLICE
+    trivial = True
+    for i in index:
+        if i is Ellipsis:
+            for _ in range(len(shape) - real):
+                out_shape.append(shape[d])
+                out_strides.append(strides[d])
+                d += 1
+        elif i is None:
+            out_shape.append(1)
+            out_strides.append(0)
+            op, trivial = T.UNSQUEEZE, False
+        elif isinstance(i, slice):
+            if i.step is not None and i.step <= 0:
+                raise ValueError("step must be greater than zero")
+            start, stop, step = i.indices(shape[d])
+            size = len(range(start, stop, step))
+            base += start * strides[d]
+            out_shape.append(size)
+            out_strides.append(strides[d] * step)
+            if size != shape[d]:
+                op, trivial = T.SLICE, False
+            d += 1
+        else:
+            i = builtins.int(i)
+            if not -shape[d] <= i < shape[d]:
+                raise IndexError(f"index {i} is out of bounds for dimension {d} with size "
+                                 f"{shape[d]}")
+            base += (i % shape[d]) * strides[d]
+            op, trivial = T.SELECT, False
+            d += 1
+    for k in range(d, len(shape)):
+        out_shape.append(shape[k])
+        out_strides.append(strides[k])
+    return tuple(out_shape), base, out_strides, (T.SLICE if trivial else op)
+
+
+def _np_index(index):
+    """Convert tensors in an index to NumPy arrays."""
+    if isinstance(index, tuple):
+        return tuple(_np_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return _val(index)
+    if isinstance(index, list):
+        return np.asarray([_val(i) if isinstance(i, Tensor) else i for i in index])
+    return index
+
+
+# ---------------------------------------------------------------- grad_fn nodes
+
+class Node:
+    """A grad_fn: a view of one record, printed with PyTorch's node name."""
+
+    __slots__ = ("_seg", "_rec", "__weakref__")
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self):
+        seg = self._seg
+        out = []
+        for r in seg.operands(self._rec):
+            if r < 0:
+                continue
+            out.append((_node_for(seg, _visible(seg, r)), 0))
+        return tuple(out)
+
+    @property
+    def metadata(self) -> dict:
+        return {}
+
+
+class AccumulateGrad:
+    __slots__ = ("variable", "__weakref__")
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self):
+        return ()
+
+
+_NODE_CLASSES: dict[str, type] = {}
+
+
+def _node_class(name):
+    cls = _NODE_CLASSES.get(name)
+    if cls is None:
+        cls = _NODE_CLASSES[name] = type(name, (Node,), {"__slots__": ()})
+    return cls
+
+
+def _visible(seg, r):
+    """Skip hidden records (operand broadcasting, refreshes) to the visible one below."""
+    while True:
+        op = seg.opcode(r)
+        if op not in (T.BROADCAST, T.REFRESH):
+            return r
+        r = seg.operands(r)[0]
+
+
+def _node_for(seg, r):
+    op = seg.opcode(r)
+    if op == T.LEAF:
+        t = seg.leaves.get(r)
+        return _accumulate_node(t) if t is not None else None
+    if op == T.CONST or op == T.DEAD:
+        return None
+    if op == T.IMPORT:
+        src = seg.imports.get(r) if seg.imports is not None else None
+        return src.grad_fn if src is not None else None
+    node = seg.nodes.get(r)
+    if node is None:
+        node = _new(_node_class(T.GRAD_FN[op]))
+        node._seg = seg
+        node._rec = r
+        seg.nodes[r] = node
+    return node
+
+
+_ACC_NODES = {}
+
+
+def _accumulate_node(t):
+    node = _ACC_NODES.get(id(t))
+    if node is None or node.variable is not t:
+        node = _ACC_NODES[id(t)] = AccumulateGrad(t)
+    return node
+
+
+# ---------------------------------------------------------------- Tensor
+
+class Tensor:
+    """A tensor with PyTorch's autograd API, recording onto a Numba-swept tape."""
+
+    __slots__ = ("_v", "_a", "_dt", "_rg", "_seg", "_rec", "_x", "__weakref__")
+    __array_ufunc__ = None  # make NumPy defer to our reflected operators
+    __hash__ = object.__hash__
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Tensor and args and not kwargs and all(isinstance(a, builtins.int) for a in args):
+            return zeros(*args)
+        return tensor(args[0] if args else [], dtype=kwargs.get("dtype", D.get_default_dtype()))
+
+    # ------------------------------------------------------------ basics
+    @property
+    def shape(self) -> Size:
+        a = self._a
+        return Size(() if a is None else a.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self.shape[_wrap_dim(dim, self.ndim)]
+
+    @property
+    def ndim(self) -> int:
+        a = self._a
+        return 0 if a is None else a.ndim
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def ndimension(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        a = self._a
+        return 1 if a is None else a.size
+
+    def nelement(self) -> int:
+        return self.numel()
+
+    @property
+    def dtype(self):
+        return self._dt
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def is_floating_point(self) -> bool:
+        return self._dt.is_floating_point
+
+    def element_size(self) -> int:
+        return self._dt.itemsize
+
+    def __len__(self) -> int:
+        if self._a is None or self._a.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._a.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
+    def item(self):
+        v = self._v
+        if v is not None:
+            return v
+        a = self._a
+        if a.size != 1:
+            raise RuntimeError(f"a Tensor with {a.size} elements cannot be converted to Scalar")
+        return a.reshape(-1)[0].item()
+
+    def tolist(self):
+        v = self._v
+        return v if v is not None else self._a.tolist()
+
+    def numpy(self, *, force=False) -> np.ndarray:
+        if self._rg and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        a = _storage(self)
+        _extra(self).vc[1] = True  # writes through the array can't be seen: stop caching
+        return a
+
+    def __array__(self, dtype=None, copy=None):
+        a = _val(self)
+        return a if dtype is None else a.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self.item())
+
+    def __float__(self) -> float:
+        return builtins.float(self._scalar_item("float"))
+
+    def __int__(self) -> int:
+        return builtins.int(self._scalar_item("int"))
+
+    def __index__(self) -> int:
+        if self._dt.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def _scalar_item(self, kind):
+        if self.numel() != 1:
+            raise TypeError(f"only one element tensors can be converted to Python scalars")
+        return self.item()
+
+    def __repr__(self) -> str:
+        return _repr(self)
+
+    def __format__(self, spec):
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return repr(self)
+
+    def __reduce_ex__(self, proto):
+        return (_rebuild, (np.array(_val(self)), self._dt.name, self._rg if self.is_leaf else False))
+
+    def __deepcopy__(self, memo):
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                               "the deepcopy protocol at the moment.  If you were attempting to "
+                               "deepcopy a module, this may be because of a torch.nn.utils.weight_"
+                               "norm usage, see https://github.com/pytorch/pytorch/pull/103001")
+        t = _leaf(np.array(_val(self)), self._dt, self._rg)
+        memo[id(self)] = t
+        return t
+
+    # ------------------------------------------------------------ autograd attributes
+    @property
+    def requires_grad(self) -> bool:
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        flag = builtins.bool(requires_grad)
+        if self._seg is not None:
+            if not flag:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                                   "you want to use a computed variable in a subgraph that doesn't "
+                                   "require differentiation use var_no_grad = var.detach().")
+            return self
+        if flag:
+            _require_float_grad(self._dt)
+        if flag != self._rg:
+            self._rg = flag
+            _extra(self).lc = None
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._seg is None
+
+    @property
+    def grad_fn(self):
+        seg = self._seg
+        if seg is None:
+            return None
+        return _node_for(seg, _visible(seg, self._rec))
+
+    @property
+    def grad(self):
+        x = self._x
+        if self._seg is not None and (x is None or not x.retain):
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed "
+                "want the .grad field to be populated for a non-leaf Tensor, use .retain_grad() "
+                "on the non-leaf Tensor. If you access the non-leaf Tensor by mistake, make sure "
+                "you access the leaf Tensor instead. See github.com/pytorch/pytorch/pull/30531 "
+                "for more informations.", UserWarning, stacklevel=2)
+        return None if x is None else x.grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+            if value.dtype is not self._dt:
+                raise RuntimeError("assigned grad has data of a different type")
+        _extra(self).grad = value
+
+    @property
+    def _version(self) -> int:
+        x = self._x
+        return 0 if x is None else x.vc[0]
+
+    def retain_grad(self):
+        if self._seg is None:
+            return
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        x = _extra(self)
+        x.retain = True
+        seg = self._seg
+        if not seg.dead:
+            seg.retained[self._rec] = self
+            seg.mark(self._rec, T.CAPTURE)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._seg is not None and self._x is not None and self._x.retain
+
+    def _accumulate_grad(self, g):
+        """Add the flat float64 gradient g into .grad (in place, as PyTorch does)."""
+        shape = self.shape
+        x = _extra(self)
+        with _grad_lock:
+            old = x.grad
+            if old is None:
+                x.grad = _leaf(_out(g.reshape(shape), self._dt), self._dt)
+            elif old._v is not None:
+                old._v += builtins.float(g[0])
+            else:
+                a = old._a
+                a += g.reshape(shape).astype(a.dtype, copy=False)
+                _extra(old).vc[0] += 1
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+        backward((self,), None if gradient is None else (gradient,), retain_graph, create_graph,
+                 inputs=inputs)
+
+    @property
+    def data(self):
+        t = _leaf(_storage(self), self._dt)
+        t._v = None
+        t._x = _Extra(vc=_extra(self).vc)  # shares storage and version, not history
+        return t
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError("data must be a Tensor")
+        self._a = _storage(value)
+        self._v = None
+        self._dt = value._dt
+        x = _extra(self)
+        x.vc = _extra(value).vc
+        x.vc[0] += 1
+        x.lc = None
+
+    def detach(self):
+        t = _new(Tensor)
+        t._dt = self._dt
+        t._rg = False
+        t._seg = None
+        t._rec = -1
+        t._v = None
+        t._a = _storage(self)
+        t._x = _Extra(vc=_extra(self).vc)  # shares storage and version, not history
+        return t
+
+    def detach_(self):
+        if self._x is not None and self._x.base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._seg = None
+        self._rec = -1
+        self._rg = False
+        return self
+
+    def clone(self, *, memory_format=None):
+        a = np.array(_val(self), copy=True)
+        if self._rg and state.grad_enabled:
+            return _record_result(T.CLONE, a, self._dt, (self,))
+        return _result(a, self._dt)
+
+    def contiguous(self, memory_format=None):
+        return self
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return True
+
+    # ------------------------------------------------------------ dtype conversion
+    def to(self, *args, **kwargs):
+        dt = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, D.dtype):
+                dt = a
+            elif isinstance(a, Tensor):
+                dt = a.dtype
+        if dt is None or dt is self._dt:
+            return self
+        return self._cast(dt)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{_TYPE_NAMES.get(self._dt.name, 'Tensor')}"
+        return self.to(D.as_dtype(dtype))
+
+    def float(self):
+        return self.to(D.float32)
+
+    def double(self):
+        return self.to(D.float64)
+
+    def half(self):
+        return self.to(D.float16)
+
+    def long(self):
+        return self.to(D.int64)
+
+    def int(self):
+        return self.to(D.int32)
+
+    def bool(self):
+        return self.to(D.bool_)
+
+    def cpu(self):
+        return self
+
+    def _cast(self, dt):
+        a = _out(_val(self), dt)
+        if self._rg and state.grad_enabled and dt.is_floating_point:
+            return _record_result(T.CLONE, a, dt, (self,))  # ToCopyBackward0 in PyTorch
+        return _result(a, dt)
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        return _binary(T.ADD, self, other)
+
+    def __radd__(self, other):
+        return _binary(T.ADD, self, other, True)
+
+    def __sub__(self, other):
+        return _binary(T.SUB, self, other)
+
+    def __rsub__(self, other):
+        return _binary(T.SUB, self, other, True)
+
+    def __mul__(self, other):
+        return _binary(T.MUL, self, other)
+
+    def __rmul__(self, other):
+        return _binary(T.MUL, self, other, True)
+
+    def __truediv__(self, other):
+        return _binary(T.DIV, self, other)
+
+    def __rtruediv__(self, other):
+        return _binary(T.DIV, self, other, True)
+
+    def __pow__(self, other):
+        return _binary(T.POW, self, other)
+
+    def __rpow__(self, other):
+        return _binary(T.POW, self, other, True)
+
+    def __neg__(self):
+        return _unary(self, T.NEG)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _unary(self, T.ABS)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(tensor(other) if not isinstance(other, Tensor) else other, self)
+
+    def add(self, other, *, alpha=1):
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other, *, rounding_mode=None):
+        if rounding_mode is not None:
+            raise ValueError("tapegrad: div(rounding_mode=...) is not supported yet")
+        return self / other
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def neg(self):
+        return _unary(self, T.NEG)
+
+    def exp(self):
+        return _unary(self, T.EXP)
+
+    def log(self):
+        return _unary(self, T.LOG)
+
+    def sin(self):
+        return _unary(self, T.SIN)
+
+    def cos(self):
+        return _unary(self, T.COS)
+
+    def tanh(self):
+        return _unary(self, T.TANH)
+
+    def sigmoid(self):
+        return _unary(self, T.SIGMOID)
+
+    def relu(self):
+        return _unary(self, T.RELU)
+
+    def sqrt(self):
+        return _unary(self, T.SQRT)
+
+    def abs(self):
+        return _unary(self, T.ABS)
+
+    def reciprocal(self):
+        return _unary(self, T.RECIPROCAL)
+
+    # ------------------------------------------------------------ comparisons
+    def __eq__(self, other):
+        return _compare(np.equal, self, other)
+
+    def __ne__(self, other):
+        return _compare(np.not_equal, self, other)
+
+    def __lt__(self, other):
+        return _compare(np.less, self, other)
+
+    def __le__(self, other):
+        return _compare(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return _compare(np.greater, self, other)
+
+    def __ge__(self, other):
+        return _compare(np.greater_equal, self, other)
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def equal(self, other) -> bool:
+        return self.shape == other.shape and builtins.bool(np.array_equal(_val(self), _val(other)))
+
+    def __invert__(self):
+        if self._dt is not D.bool_ and self._dt.is_floating_point:
+            raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                            "tensors")
+        return _result(_out(np.invert(_val(self)), self._dt), self._dt)
+
+    def __and__(self, other):
+        return _result(_out(np.logical_and(_val(self), _val(other)), D.bool_), D.bool_)
+
+    def __or__(self, other):
+        return _result(_out(np.logical_or(_val(self), _val(other)), D.bool_), D.bool_)
+
+    def all(self):
+        return _result(np.asarray(np.all(_val(self))), D.bool_)
+
+    def any(self):
+        return _result(np.asarray(np.any(_val(self))), D.bool_)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        return _reduce(self, T.SUM, T.SUMDIM, dim, keepdim, dtype)
+
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        dt = D.as_dtype(dtype) if dtype is not None else self._dt
+        if not dt.is_floating_point:
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
+                               f"floating point or complex dtype. Got: {_SHORT[dt.name]}")
+        return _reduce(self, T.MEAN, T.MEANDIM, dim, keepdim, dt)
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        if p not in ("fro", 2, 2.0):
+            raise ValueError(f"tapegrad: norm(p={p!r}) is not supported yet; p=2 is")
+        if not self._dt.is_floating_point:
+            raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                               f"input. Got {_SHORT[self._dt.name]}")
+        dims = _dims(dim, self.ndim)
+        a = _val(self)
+        with np.errstate(all="ignore"):
+            out = _out(np.sqrt(np.sum(np.square(a), axis=dims, keepdims=keepdim)), self._dt)
+        if self._rg and state.grad_enabled:
+            full = dim is None or builtins.len(dims) == self.ndim
+            aux = None if full else _reduce_map(self.shape, dims)
+            return _record_result(T.NORM2, out, self._dt, (self,), aux_ints=aux)
+        return _result(out, self._dt)
+
+    # ------------------------------------------------------------ linear algebra
+    def dot(self, other):
+        return dot(self, other)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def mm(self, other):
+        if self.ndim != 2:
+            raise RuntimeError("self must be a matrix")
+        if other.ndim != 2:
+            raise RuntimeError("mat2 must be a matrix")
+        return matmul(self, other)
+
+    def mv(self, vec):
+        if self.ndim != 2 or vec.ndim != 1:
+            raise RuntimeError("vector + matrix @ vector expected, got "
+                               f"{vec.ndim}, {self.ndim}, {vec.ndim}")
+        return matmul(self, vec)
+
+    # ------------------------------------------------------------ shapes and views
+    def view(self, *shape):
+        shape = _infer_shape(_shape_arg(shape), self.numel())
+        a = _storage(self)
+        b = a.reshape(shape)
+        if not np.shares_memory(a, b) and a.size > 0:
+            raise RuntimeError("view size is not compatible with input tensor's size and stride "
+                               "(at least one dimension spans across two contiguous subspaces). "
+                               "Use .reshape(...) instead.")
+        return self._view_result(b, T.VIEW, None)
+
+    def reshape(self, *shape):
+        shape = _infer_shape(_shape_arg(shape), self.numel())
+        if self._v is not None:
+            return self._reshaped(np.array(self._v).reshape(shape), T.VIEW)
+        a = self._a
+        b = a.reshape(shape)
+        if a.size > 0 and np.shares_memory(a, b):
+            return self._view_result(b, T.VIEW, None)
+        return self._reshaped(np.array(b, order="C"), T.VIEW)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        nd = self.ndim
+        if nd == 0:
+            return self.reshape(1)
+        s = _wrap_dim(start_dim, nd)
+        e = _wrap_dim(end_dim, nd)
+        shape = self.shape
+        return self.reshape(*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:])
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def squeeze(self, dim=None):
+        shape = self.shape
+        if dim is None:
+            new = tuple(s for s in shape if s != 1)
+        else:
+            dims = _dims(dim, self.ndim)
+            new = tuple(s for d, s in enumerate(shape) if not (d in dims and s == 1))
+        return self._view_result(_storage(self).reshape(new), T.SQUEEZE, None)
+
+    def unsqueeze(self, dim):
+        d = _wrap_dim(dim, self.ndim + 1)
+        shape = list(self.shape)
+        shape.insert(d, 1)
+        return self._view_result(_storage(self).reshape(shape), T.UNSQUEEZE, None)
+
+    def permute(self, *dims):
+        dims = _dims(_shape_arg(dims, "dims"), self.ndim)
+        if builtins.len(dims) != self.ndim:
+            raise RuntimeError("permute(sparse_coo): number of dimensions in the tensor input does "
+                               "not match the length of the desired ordering of dimensions i.e. "
+                               f"input.dim() = {self.ndim} is not equal to len(dims) = "
+                               f"{builtins.len(dims)}")
+        return self._strided(T.PERMUTE, _storage(self).transpose(dims),
+                             [self.shape[d] for d in dims],
+                             [_c_strides(self.shape)[d] for d in dims])
+
+    def transpose(self, dim0, dim1):
+        nd = self.ndim
+        perm = list(range(nd))
+        if nd == 0:
+            return self
+        d0, d1 = _wrap_dim(dim0, nd), _wrap_dim(dim1, nd)
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+        cs = _c_strides(self.shape)
+        return self._strided(T.TRANSPOSE, _storage(self).transpose(perm),
+                             [self.shape[d] for d in perm], [cs[d] for d in perm])
+
+    def t(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                               f"{self.ndim}D")
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    @property
+    def T(self):
+        if self.ndim <= 1:
+            return self
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        shape = self.shape
+        if builtins.len(sizes) < builtins.len(shape):
+            raise RuntimeError(f"expand({self.type()}{{{list(shape)}}}, size={list(sizes)}): the "
+                               "number of sizes provided ({}) must be greater or equal to the "
+                               "number of dimensions in the tensor ({})".format(
+                                   builtins.len(sizes), builtins.len(shape)))
+        lead = builtins.len(sizes) - builtins.len(shape)
+        target = []
+        for i, s in enumerate(sizes):
+            own = shape[i - lead] if i >= lead else 1
+            if s == -1:
+                if i < lead:
+                    raise RuntimeError("The expanded size of the tensor (-1) isn't allowed in a "
+                                       "leading, non-existing dimension " + str(i))
+                s = own
+            elif own != 1 and s != own:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                                   f"size ({own}) at non-singleton dimension {i}.  Target sizes: "
+                                   f"{list(sizes)}.  Tensor sizes: {list(shape)}")
+            target.append(s)
+        target = tuple(target)
+        m = _broadcast_map(shape, target)
+        return self._strided(T.EXPAND, np.broadcast_to(_storage(self), target),
+                             m[2:2 + builtins.len(target)], m[2 + builtins.len(target):])
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def _strided(self, op, view, shape, strides, base=0):
+        return self._view_result(view, op, [builtins.len(shape), base, *shape, *strides])
+
+    def _view_result(self, view, op, aux):
+        """A result sharing storage with self; recorded as op with index map aux."""
+        if self._rg and state.grad_enabled:
+            seg = E.current()
+            ra = _ref(seg, self)
+            value = _val64_of(view)
+            rec = seg.record(op, ra, -1, 0.0, value, -1 if aux is None else seg.add_aux(aux))
+            t = _result(view, self._dt, seg, rec)
+        else:
+            t = _result(view, self._dt)
+        if t._a is not None:
+            x = _extra(self)
+            t._x = _Extra(vc=x.vc, base=self if x.base is None else x.base)
+        return t
+
+    def _reshaped(self, a, op):
+        if self._rg and state.grad_enabled:
+            return _record_result(op, a, self._dt, (self,))
+        return _result(a, self._dt)
+
+    def __getitem__(self, index):
+        if isinstance(index, builtins.int) and self._a is not None and self._a.ndim == 1:
+            n = self._a.shape[0]
+            if not -n <= index < n:
+                raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
+            k = index % n
+            a = self._a
+            if self._dt is D.float64:  # fast path: a scalar element
+                v = builtins.float(a[k])
+                if self._rg and state.grad_enabled:
+                    seg = E.current()
+                    ra = _ref(seg, self)
+                    aux = seg.add_aux((0, k))
+                    return _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
+                return _view_of_element(self, a, k)
+        basic = _basic_index(self.shape, index)
+        a = _storage(self)
+        if basic is not None:
+            shape, base, strides, op = basic
+            idx = tuple(builtins.int(i.item()) if isinstance(i, Tensor) else i
+                        for i in (index if isinstance(index, tuple) else (index,)))
+            return self._strided(op, a[idx], shape, strides, base)
+        npidx = _np_index(index)
+        value = np.array(a[npidx], order="C")
+        if self._rg and state.grad_enabled:
+            offsets = np.arange(a.size, dtype=np.int64).reshape(a.shape)[npidx].reshape(-1)
+            return _record_result(T.INDEX, value, self._dt, (self,),
+                                  aux_ints=np.concatenate(([-1, offsets.size], offsets)))
+        return _result(value, self._dt)
+
+    def __setitem__(self, index, value):
+        _check_inplace(self)
+        region = self[index] if not _is_advanced(index) else None
+        if region is not None and region._a is not None and np.shares_memory(region._a, _val(self)):
+            region.copy_(value)
+            return
+        # advanced index: out-of-place write recorded as CopySlices with an explicit map
+        a = _storage(self)
+        npidx = _np_index(index)
+        offsets = np.arange(a.size, dtype=np.int64).reshape(a.shape)[npidx]
+        src = value if isinstance(value, Tensor) else tensor(value, dtype=self._dt)
+        src_b = src.expand(offsets.shape) if src.shape != offsets.shape else src
+        aux = np.concatenate(([-1, offsets.size], offsets.reshape(-1)))
+        _write(self, lambda: _setitem_value(self, npidx, src), T.COPYSLICES, src_b, aux)
+
+    # ------------------------------------------------------------ in-place
+    def add_(self, other, *, alpha=1):
+        return _inplace(self, lambda: self.add(other, alpha=alpha), other)
+
+    def sub_(self, other, *, alpha=1):
+        return _inplace(self, lambda: self.sub(other, alpha=alpha), other)
+
+    def mul_(self, other):
+        return _inplace(self, lambda: self * other, other)
+
+    def div_(self, other):
+        return _inplace(self, lambda: self / other, other)
+
+    def pow_(self, exponent):
+        return _inplace(self, lambda: self**exponent, exponent)
+
+    def neg_(self):
+        return _inplace(self, lambda: -self, None)
+
+    def exp_(self):
+        return _inplace(self, self.exp, None)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def zero_(self):
+        return _write(self, lambda: _fill_value(self, 0), T.ZERO_, None, None)
+
+    def fill_(self, value):
+        if isinstance(value, Tensor):
+            value = value.item()
+        return _write(self, lambda: _fill_value(self, value), T.FILL_, None, None)
+
+    def copy_(self, src, non_blocking=False):
+        if not isinstance(src, Tensor):
+            src = tensor(src)
+        broadcast_shapes(self.shape, src.shape)
+        if src.shape != self.shape:
+            src_b = src.expand(self.shape)
+        else:
+            src_b = src
+        return _write(self, lambda: _copy_value(self, src_b), T.COPY_, src_b, None)
+
+
+def _val64_of(view):
+    return view if view.dtype == np.float64 else view.astype(np.float64)
+
+
+def _view_of_element(t, a, k):
+    """t[k] of a 1-d tensor not recorded: a 0-d view sharing storage."""
+    r = _result(a[k:k + 1].reshape(()), t._dt)
+    r._v = None
+    r._a = a[k:k + 1].reshape(())
+    x = _extra(t)
+    r._x = _Extra(vc=x.vc, base=t if x.base is None else x.base)
+    return r
+
+
+def _is_advanced(index):
+    items = index if isinstance(index, tuple) else (index,)
+    for i in items:
+        if isinstance(i, (list, np.ndarray)) or isinstance(i, builtins.bool):
+            return True
+        if isinstance(i, Tensor) and (i.ndim > 0 or i.dtype.is_floating_point or
+                                      i.dtype is D.bool_):
+            return True
+    return False
+
+
+def _fill_value(t, value):
+    a = _storage(t)
+    a[...] = value
+    return a
+
+
+def _copy_value(t, src):
+    a = _storage(t)
+    a[...] = _val(src)
+    return a
+
+
+def _setitem_value(t, npidx, src):
+    a = _storage(t)
+    a[npidx] = _val(src)
+    return a
+
+
+def _check_inplace(t):
+    if not state.grad_enabled:
+        return
+    if t._seg is None and t._rg:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    x = t._x
+    if x is not None and x.base is not None and x.base._seg is None and x.base._rg:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+
+
+def _mark_modified(t):
+    """t's storage was written: flag the records that saved its old value."""
+    x = _extra(t)
+    old = x.vc[0]
+    for u in (t, x.base):
+        if u is None:
+            continue
+        ux = _extra(u)
+        seg = u._seg
+        if seg is not None and not seg.dead and ux.rver == old:
+            seg.modified[u._rec] = (u, old)
+            seg.mark(u._rec, T.MODIFIED)
+        lc = ux.lc
+        cur = state.seg
+        if lc is not None and lc[0] == cur.id and lc[2] == old:
+            cur.modified[lc[1]] = (u, old)
+            cur.mark(lc[1], T.MODIFIED)
+    x.vc[0] = old + 1
+
+
+def _inplace(t, compute, other):
+    """t <- compute() in place: the out-of-place result's record becomes t's history."""
+    _check_inplace(t)
+    recording = _recording(t, other)
+    base = t._x.base if t._x is not None else None
+    seg = E.current() if recording else None
+    base_ref = _ref(seg, base) if recording and base is not None else -1
+    new = compute()
+    if t._dt is not new._dt and not _can_cast(new._dt, t._dt):
+        raise RuntimeError(f"result type {_SHORT[new._dt.name]} can't be cast to the desired "
+                           f"output type {_SHORT[t._dt.name]}")
+    if new.shape != t.shape:
+        raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
+                           f"{list(new.shape)}")
+    _mark_modified(t)
+    if t._a is None:
+        t._v = new._v if new._v is not None else builtins.float(_val(new))
+    else:
+        t._a[...] = _val(new)
+    if recording:
+        _adopt(t, new._seg, new._rec)
+        if base is not None:
+            _record_base_write(seg, base, base_ref, t)
+    return t
+
+
+def _write(t, compute, op, src, aux):
+    """An in-place write that replaces values (zero_, fill_, copy_, setitem)."""
+    _check_inplace(t)
+    recording = _recording(t, src)
+    x = t._x
+    base = x.base if x is not None else None
+    seg = E.current() if recording else None
+    if recording:
+        ra = _ref(seg, t)
+        rb = _ref(seg, src) if src is not None else -1
+        base_ref = _ref(seg, base) if base is not None else -1
+    _mark_modified(t)
+    if t._v is not None:
+        _storage(t)
+    compute()
+    if recording:
+        rec = seg.record(op, ra, rb, 0.0, _val64(t), -1 if aux is None else seg.add_aux(aux))
+        _adopt(t, seg, rec)
+        if base is not None:
+            _record_base_write(seg, base, base_ref, t)
+    return t
+
+
+def _adopt(t, seg, rec):
+    t._seg = seg
+    t._rec = rec
+    t._rg = True
+    x = _extra(t)
+    x.rver = x.vc[0]
+
+
+def _record_base_write(seg, base, base_ref, view):
+    """A view was written in place: base's new history is CopySlices(base, view)."""
+    rec = seg.record(T.COPYSLICES, base_ref, view._rec, 0.0, _val64(base),
+                     seg.add_aux(_view_map(base, view)))
+    _adopt(base, seg, rec)
+
+
+def _can_cast(src, dst):
+    return src._category <= dst._category
+
+
+def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
+    dt = D.as_dtype(dtype) if dtype is not None else x._dt
+    if dtype is None and not dt.is_floating_point:
+        dt = D.int64
+    nd = x.ndim
+    dims = _dims(dim, nd)
+    full = dim is None or (builtins.len(dims) == nd and not keepdim)
+    if dim is not None and isinstance(dim, (tuple, list)) and builtins.len(dim) == 0:
+        dims, full = tuple(range(nd)), not keepdim
+    xv = x._v
+    mean = op_all == T.MEAN
+    if xv is not None and nd == 0:
+        v = xv
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            return _result(v, D.float64, seg,
+                           seg.record(op_all if dim is None else op_dim, _ref(seg, x), -1, 1.0, v))
+        return _result(v, D.float64)
+    a = _val(x)
+    n = a.size
+    with np.errstate(all="ignore"):
+        if mean:
+            out = np.mean(a.astype(dt.np, copy=False), axis=dims, keepdims=keepdim and not full)
+        else:
+            out = np.sum(a, axis=dims, keepdims=keepdim and not full, dtype=dt.np)
+    out = _out(out, dt)
+    if x._rg and state.grad_enabled:
+        count = math.prod(x.shape[d] for d in dims) if dims else 1
+        scale = (1.0 / count if count else math.nan) if mean else 1.0
+        if dim is None:
+            return _record_result(op_all, out, dt, (x,), c=(1.0 / n if n else math.nan)
+                                  if mean else 1.0)
+        return _record_result(op_dim, out, dt, (x,), c=scale, aux_ints=_reduce_map(x.shape, dims))
+    return _result(out, dt)
+
+
+# ---------------------------------------------------------------- free functions
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    if input.dtype is not other.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{_SHORT[input.dtype.name]} and {_SHORT[other.dtype.name]}")
+    if input.shape[0] != other.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src "
+                           f"[{other.shape[0]}] to have the same number of elements, but got "
+                           f"{input.shape[0]} and {other.shape[0]} elements respectively")
+    return matmul(input, other)
+
+
+def matmul(input, other):
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul(): argument 'other' (position 2) must be Tensor")
+    na, nb = input.ndim, other.ndim
+    if na == 0 or nb == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D "
+                           f"and {nb}D")
+    if na > 2 or nb > 2:
+        raise RuntimeError("tapegrad: matmul of tensors with more than 2 dimensions is not "
+                           "supported yet")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{_CTYPE[input.dtype.name]} != {_CTYPE[other.dtype.name]}")
+    sa, sb = input.shape, other.shape
+    if na == 1 and nb == 1:
+        op, m, k, n, k2 = T.DOT, 1, sa[0], 1, sb[0]
+    elif na == 2 and nb == 1:
+        op, m, k, n, k2 = T.MV, sa[0], sa[1], 1, sb[0]
+        if k != k2:
+            raise RuntimeError(f"size mismatch, got input ({sa[0]}), mat ({sa[0]}x{sa[1]}), vec "
+                               f"({sb[0]})")
+    elif na == 1:
+        op, m, k, n, k2 = T.VM, 1, sa[0], sb[1], sb[0]
+    else:
+        op, m, k, n, k2 = T.MM, sa[0], sa[1], sb[1], sb[0]
+    if k != k2:
+        if na == 1 and nb == 1:
+            return dot(input, other)
+        ls = f"{m}x{k}" if na == 2 else f"1x{k}"
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({ls} and {k2}x{n})")
+    dt = input.dtype
+    out = _out(np.matmul(_val(input), _val(other)), dt)
+    if (input._rg or other._rg) and state.grad_enabled:
+        if not dt.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point dtype can require gradients")
+        return _record_result(op, out, dt, (input, other), aux_ints=(m, k, n))
+    return _result(out, dt)
+
+
+# ---------------------------------------------------------------- creation
+
+def _infer_dtype(data):
+    if isinstance(data, builtins.bool):
+        return D.bool_
+    if isinstance(data, builtins.int):
+        return D.int64
+    if isinstance(data, builtins.float):
+        return D.get_default_dtype()
+    if isinstance(data, (list, tuple)):
+        found = D.bool_
+        empty = True
+        for item in data:
+            empty = False
+            d = _infer_dtype(item)
+            if d._category > found._category:
+                found = d
+        return D.get_default_dtype() if empty else found
+    if isinstance(data, Tensor):
+        return data.dtype
+    if isinstance(data, np.ndarray):
+        return D.from_numpy_dtype(data.dtype)
+    if isinstance(data, np.generic):
+        return D.from_numpy_dtype(data.dtype)
+    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+
+
+def _to_array(data, dt):
+    if isinstance(data, Tensor):
+        return np.array(_val(data), dtype=dt.np)
+    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+        data = [_to_array(d, dt) if isinstance(d, Tensor) else d for d in data]
+    try:
+        a = np.array(data, dtype=dt.np)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"expected sequence of equal-length sequences: {e}") from None
+    if a.dtype == object:
+        raise TypeError("tensor(): could not convert data")
+    return a
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """A new leaf tensor holding a copy of ``data``."""
+    if isinstance(data, Tensor):
+        warnings.warn("To copy construct from a tensor, it is recommended to use "
+                      "sourceTensor.detach().clone() or sourceTensor.detach().clone()."
+                      "requires_grad_(True), rather than torch.tensor(sourceTensor).",
+                      UserWarning, stacklevel=2)
+    dt = D.as_dtype(dtype) if dtype is not None else _infer_dtype(data)
+    return _leaf(_to_array(data, dt), dt, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like ``tensor`` but shares memory with a NumPy array or tensor when it can."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or D.as_dtype(dtype) is data.dtype else data.to(dtype)
+    if isinstance(data, np.ndarray):
+        dt = D.as_dtype(dtype) if dtype is not None else D.from_numpy_dtype(data.dtype)
+        if data.dtype == dt.np:
+            return _leaf(data, dt, shared=True)
+        return _leaf(data.astype(dt.np), dt)
+    return tensor(data, dtype=dtype)
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    return _leaf(ndarray, D.from_numpy_dtype(ndarray.dtype), shared=True)
+
+
+def _factory(fill, size, dtype, requires_grad, default=None):
+    shape = _shape_arg(size)
+    dt = D.as_dtype(dtype) if dtype is not None else (default or D.get_default_dtype())
+    if requires_grad:
+        _require_float_grad(dt)
+    return _leaf(fill(shape, dt.np), dt, requires_grad)
+
+
+def _size_args(size, kw):
+    if kw is not None:
+        return (kw,)
+    return size
+
+
+def zeros(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+    return _factory(np.zeros, _size_args(args, size), dtype, requires_grad)
+
+
+def ones(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+    return _factory(np.ones, _size_args(args, size), dtype, requires_grad)
+
+
+def empty(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          memory_format=None) -> Tensor:
+    return _factory(np.zeros, _size_args(args, size), dtype, requires_grad)
+
+
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False) -> Tensor:
+    default = D.scalar_dtype(fill_value) if dtype is None else None
+    return _factory(lambda s, d: np.full(s, fill_value, dtype=d), (size,), dtype, requires_grad,
+                    default)
+
+
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None,
+        requires_grad=False) -> Tensor:
+    m = n if m is None else m
+    return _factory(lambda s, d: np.eye(n, m, dtype=d), (n, m), dtype, requires_grad)
+
+
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+           requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    nums = [_number(v.item() if isinstance(v, Tensor) else v) for v in (start, end, step)]
+    if nums[2] == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        dt = D.int64 if all(isinstance(v, builtins.int) for v in nums) else D.get_default_dtype()
+    else:
+        dt = D.as_dtype(dtype)
+    a = np.arange(nums[0], nums[1], nums[2], dtype=np.float64 if dt.is_floating_point else None)
+    return _leaf(a.astype(dt.np), dt, requires_grad)
+
+
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False) -> Tensor:
+    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
+    return _leaf(np.linspace(start, end, steps).astype(dt.np), dt, requires_grad)
+
+
+class Generator:
+    """A random generator; PyTorch's streams are not reproduced, only the API."""
+
+    def __init__(self, device="cpu"):
+        self._rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed):
+        self._seed = builtins.int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def seed(self):
+        s = builtins.int(np.random.SeedSequence().entropy % (1 << 63))
+        self.manual_seed(s)
+        return s
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed) -> Generator:
+    return default_generator.manual_seed(seed)
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def seed():
+    return default_generator.seed()
+
+
+def _rng(generator):
+    return (generator or default_generator)._rng
+
+
+def rand(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False) -> Tensor:
+    rng = _rng(generator)
+    return _factory(lambda s, d: rng.random(s).astype(d), _size_args(args, size), dtype, requires_grad)
+
+
+def randn(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
+          requires_grad=False) -> Tensor:
+    rng = _rng(generator)
+    return _factory(lambda s, d: rng.standard_normal(s).astype(d), _size_args(args, size), dtype, requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad=False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing 1 required positional arguments: \"size\"")
+    rng = _rng(generator)
+    return _factory(lambda s, d: rng.integers(low, high, s).astype(d), (size,), dtype,
+                    requires_grad, D.int64)
+
+
+def _like(t, fill, dtype, requires_grad):
+    dt = D.as_dtype(dtype) if dtype is not None else t.dtype
+    return _factory(fill, (t.shape,), dt, requires_grad)
+
+
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    return _like(input, np.zeros, dtype, requires_grad)
+
+
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    return _like(input, np.ones, dtype, requires_grad)
+
+
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    return _like(input, np.zeros, dtype, requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    return _like(input, lambda s, d: np.full(s, fill_value, dtype=d), dtype, requires_grad)
+
+
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    rng = _rng(None)
+    return _like(input, lambda s, d: rng.random(s).astype(d), dtype, requires_grad)
+
+
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    rng = _rng(None)
+    return _like(input, lambda s, d: rng.standard_normal(s).astype(d), dtype, requires_grad)
+
+
+def _rebuild(a, dtype_name, requires_grad):
+    return _leaf(a, D._by_name(dtype_name), requires_grad)
+
+
+# ---------------------------------------------------------------- printing
+
+_SHORT = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+          "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+_CTYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+          "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+          "bool": "bool"}
+_TYPE_NAMES = {k: v + "Tensor" for k, v in _SHORT.items()}
+
+
+def _repr(t) -> str:
+    suffixes = []
+    if t._seg is not None:
+        node = t.grad_fn
+        suffixes.append(f"grad_fn=<{node.name() if node is not None else 'Node'}>")
+    elif t._rg:
+        suffixes.append("requires_grad=True")
+    return format_tensor(np.asarray(_val(t)), t._dt.name, suffixes)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> int:
+    return input.numel()
+
+
+_SEQ = Sequence

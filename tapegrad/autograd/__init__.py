@@ -1,0 +1,118 @@
+"""``tapegrad.autograd``: backward, grad and the grad-mode switches."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _engine as E
+from .._tensor import Tensor, _val
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+
+
+def _as_tuple(x):
+    if x is None:
+        return None
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _seeds(outputs, grad_outputs, what="grad"):
+    seeds = []
+    for i, out in enumerate(outputs):
+        g = None if grad_outputs is None else grad_outputs[i]
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if not out.dtype.is_floating_point:
+                raise RuntimeError("grad can be implicitly created only for real scalar outputs "
+                                   f"but got {out.dtype}")
+            seeds.append(np.ones(1))
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor.__new__(Tensor, g) if not isinstance(g, (int, float)) else None
+            if g is None:
+                raise TypeError("gradient must be a Tensor")
+        if g.shape != out.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
+                               f"output[{i}] has a shape of {out.shape}.")
+        seeds.append(np.asarray(_val(g), dtype=np.float64).reshape(-1))
+    return seeds
+
+
+def _check_outputs(outputs):
+    for i, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a "
+                               "grad_fn")
+
+
+def _no_create_graph(create_graph):
+    if create_graph:
+        raise RuntimeError("tapegrad: create_graph=True (differentiable gradients) is not "
+                           "supported yet")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+             grad_variables=None, inputs=None) -> None:
+    """Accumulate into ``.grad`` of the leaves the gradient of ``tensors``."""
+    _no_create_graph(create_graph)
+    tensors = _as_tuple(tensors)
+    grad_tensors = _as_tuple(grad_tensors if grad_tensors is not None else grad_variables)
+    if grad_tensors is not None and len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"grad can be implicitly created only for scalar outputs"
+                           if not grad_tensors else
+                           f"got {len(grad_tensors)} tensors and {len(tensors)} gradients")
+    _check_outputs(tensors)
+    seeds = _seeds(tensors, grad_tensors)
+    inputs = _as_tuple(inputs)
+    if inputs is None:
+        E.run_backward(tensors, seeds, retain_graph, on_leaf=_accumulate)
+        return
+    capture = {id(t): [t, None] for t in inputs}
+    E.run_backward(tensors, seeds, retain_graph, capture=capture)
+    for t, g in capture.values():
+        if g is not None:
+            t._accumulate_grad(g)
+
+
+def _accumulate(t, g):
+    t._accumulate_grad(g)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``."""
+    _no_create_graph(create_graph)
+    outputs = _as_tuple(outputs)
+    inputs = _as_tuple(inputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    if grad_outputs is not None and len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} "
+                           f"gradients and {len(outputs)} outputs")
+    _check_outputs(outputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
+    capture = {id(t): [t, None] for t in inputs}
+    E.run_backward(outputs, _seeds(outputs, grad_outputs), retain_graph, capture=capture)
+    result = []
+    for t in inputs:
+        g = capture[id(t)][1]
+        if g is None:
+            if materialize_grads:
+                from .._tensor import zeros_like
+                result.append(zeros_like(t))
+                continue
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            result.append(None)
+            continue
+        from .._tensor import _leaf, _out
+        result.append(_leaf(_out(g.reshape(t.shape), t.dtype), t.dtype))
+    return tuple(result)
+

@@ -1,0 +1,68 @@
+"""Grad-mode switches: thread-local, usable as context managers and decorators."""
+from __future__ import annotations
+
+import functools
+
+from .._engine import state
+
+
+class _GradMode:
+    _enabled: bool
+
+    def __enter__(self):
+        self._prev = state.grad_enabled
+        state.grad_enabled = self._enabled
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.clone():
+                return fn(*args, **kwargs)
+        return wrapper
+
+    def clone(self):
+        return self.__class__()
+
+
+class no_grad(_GradMode):
+    """Disable recording inside the block (or the decorated function)."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Enable recording inside the block (or the decorated function)."""
+
+    _enabled = True
+
+
+class set_grad_enabled(_GradMode):
+    """Set grad mode now (as a function) or for a block (as a context manager)."""
+
+    def __init__(self, mode: bool):
+        self._prev = state.grad_enabled
+        self._enabled = bool(mode)
+        state.grad_enabled = self._enabled
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self._prev
+        return False
+
+    def clone(self):
+        return self.__class__(self._enabled)
+
+
+class inference_mode(_GradMode):
+    def __init__(self, mode: bool = True):
+        self._enabled = not mode
+
+
+def is_grad_enabled() -> bool:
+    return state.grad_enabled
