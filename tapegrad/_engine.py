@@ -31,7 +31,7 @@ _ids = itertools.count(1)
 
 
 class Segment:
-    __slots__ = ("id", "nrec", "limit", "stage", "nflushed", "cols", "bulk", "badj", "nbulk",
+    __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj", "nbulk",
                  "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
                  "nodes", "dead", "frozen")
 
@@ -52,7 +52,8 @@ class Segment:
         self.id = next(_ids)
         self.nrec = 0
         self.limit = len(self.cols[0])
-        self.stage = []
+        self.stage = []  # staged records, W floats each (see _tape.flush)
+        self.side = []  # the extra fields of staged records that need them
         self.nflushed = 0
         self.nbulk = 0
         self.naux = 0
@@ -71,20 +72,29 @@ class Segment:
         """Append a record whose output is ``value`` (float, or array of n != 1 elements)."""
         r = self.nrec
         self.nrec = r + 1
-        if value.__class__ is float:
-            self.stage.extend((op, ra, rb, c, value, 1, aux))
-        else:
+        if value.__class__ is not float:
             m = value.size
             if m == 1:
-                self.stage.extend((op, ra, rb, c, float(value.reshape(())), 1, aux))
+                value = float(value.reshape(()))
             else:
                 o = self.nbulk
                 if o + m > len(self.bulk):
                     self._grow_bulk(o + m)
                 self.nbulk = o + m
                 self.bulk[o:o + m] = value.reshape(-1)
-                self.stage.extend((op, ra, rb, c, o, m, aux))
-        if len(self.stage) >= _STAGE_LIMIT:
+                self.stage.extend((op + T.SIDE, ra, rb, 0.0))
+                self.side.extend((c, m, o, aux))
+                return self._staged(r)
+        unary = T.IS_UNARY[op]
+        if aux != -1 or (c != 0.0 and not unary):
+            self.stage.extend((op + T.SIDE, ra, rb, value))
+            self.side.extend((c, 1, -1, aux))
+        else:
+            self.stage.extend((op, ra, c if unary else rb, value))
+        return self._staged(r)
+
+    def _staged(self, r):
+        if len(self.stage) >= STAGE_LIMIT:
             self.flush()
         return r
 
@@ -107,9 +117,12 @@ class Segment:
         start = self.nflushed
         if start + rows > len(self.cols[0]):
             self._grow_columns(start + rows)
-        T.flush(np.array(stage, dtype=np.float64), start, *self.cols[:9])
+        side = self.side
+        T.flush(np.fromiter(stage, np.float64, len(stage)),
+                np.fromiter(side, np.float64, len(side)), start, *self.cols[:9])
         self.nflushed = start + rows
         stage.clear()
+        side.clear()
 
     def _grow_columns(self, need):
         cap = len(self.cols[0])
@@ -178,7 +191,7 @@ def _new_columns(cap):
             np.empty(cap))  # adj
 
 
-_STAGE_LIMIT = _config.STAGE_RECORDS * T.W
+STAGE_LIMIT = _config.STAGE_RECORDS * T.W
 
 
 class _State(threading.local):

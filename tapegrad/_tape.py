@@ -244,6 +244,7 @@ OPS: tuple[Op, ...] = (
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
 SAVES = np.array([o.saves for o in OPS], dtype=np.int64)
+IS_UNARY = tuple(o.kind == UNARY for o in OPS)  # for Python: no NumPy scalar per record
 NAMES = tuple(o.name for o in OPS)
 GRAD_FN = tuple(o.grad_fn for o in OPS)
 
@@ -434,29 +435,50 @@ def index_map(auxi, at):
 
 # ------------------------------------------------ flush and sweep
 
-W = 7  # staged record width: op, a, b, c, v, n, aux  (v: value if n == 1 else offset)
+# Staging.  Python appends records to a list of floats, four per record:
+#     op, a, b (or the constant c, for UNARY ops, which have no b), value
+# A record that needs more (n != 1, an index map, or a constant beside b) is
+# staged with op + SIDE and four more fields in a side list: c, n, off, aux;
+# its value field holds the value when n == 1.  Four fields keep the scalar
+# fast path's append and the bulk conversion at flush time short.
+W = 4
+SIDE = 1 << 10
 
 
 @njit(**NJIT)
-def flush(stage, start, op, a, b, c, val, n, off, aux, flags):
+def flush(stage, side, start, op, a, b, c, val, n, off, aux, flags):
     """Copy staged rows into the columns, starting at record ``start``."""
     rows = stage.shape[0] // W
+    j = 0
     for r in range(rows):
         k = r * W
         i = start + r
-        op[i] = int(stage[k])
+        o = int(stage[k])
         a[i] = int(stage[k + 1])
-        b[i] = int(stage[k + 2])
-        c[i] = stage[k + 3]
-        m = int(stage[k + 5])
-        n[i] = m
-        if m == 1:
-            val[i] = stage[k + 4]
-            off[i] = -1
-        else:
-            off[i] = int(stage[k + 4])
-        aux[i] = int(stage[k + 6])
         flags[i] = 0
+        if o >= SIDE:
+            o -= SIDE
+            b[i] = int(stage[k + 2])
+            c[i] = side[j]
+            m = int(side[j + 1])
+            n[i] = m
+            off[i] = int(side[j + 2])
+            aux[i] = int(side[j + 3])
+            if m == 1:
+                val[i] = stage[k + 3]
+            j += 4
+        else:
+            n[i] = 1
+            off[i] = -1
+            aux[i] = -1
+            val[i] = stage[k + 3]
+            if KIND[o] == UNARY:
+                c[i] = stage[k + 2]
+                b[i] = -1
+            else:
+                c[i] = 0.0
+                b[i] = int(stage[k + 2])
+        op[i] = o
 
 
 @_j
@@ -522,11 +544,48 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             if kd == SOURCE:
                 i -= 1
                 continue
-        g = _view(i, n, off, adj, badj)
-        y = _view(i, n, off, val, bulk)
         ra = a[i]
         rb = b[i]
         cc = c[i]
+        if n[i] == 1 and kd <= GATHER:
+            # one element: work on the val/adj columns directly, no array views
+            g0 = adj[i]
+            if kd == GATHER:
+                if op[ra] != CONST:
+                    gx, new = _target(ra, n, off, adj, badj, flags)
+                    pending += new
+                    at = aux[i]
+                    k = auxi[at + 1] if auxi[at] == 0 else index_map(auxi, at)[0]
+                    gx[k] += g0
+                i -= 1
+                continue
+            if op[ra] != CONST:
+                if sv & SAVE_IN and kd == BINARY and flags[rb] & MODIFIED:
+                    return ERR_MODIFIED, rb, nfree, nh
+                if sv & SAVE_IN and kd == UNARY and flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                if not flags[ra] & REACHED:
+                    adj[ra] = 0.0
+                    flags[ra] |= REACHED
+                    pending += 1
+                if g0 != 0.0:
+                    if kd == UNARY:
+                        adj[ra] += _unary_b(o, g0, val[ra], val[i], cc)
+                    else:
+                        adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i])
+            if kd == BINARY and op[rb] != CONST:
+                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                if not flags[rb] & REACHED:
+                    adj[rb] = 0.0
+                    flags[rb] |= REACHED
+                    pending += 1
+                if g0 != 0.0:
+                    adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i])
+            i -= 1
+            continue
+        g = _view(i, n, off, adj, badj)
+        y = _view(i, n, off, val, bulk)
         if kd == UNARY:
             if op[ra] != CONST:
                 if sv & SAVE_IN and flags[ra] & MODIFIED:

@@ -107,6 +107,68 @@ def _result(value, dt, seg=None, rec=-1):
     return t
 
 
+_F64 = D.float64
+_LIMIT = E.STAGE_LIMIT
+
+
+def _scalar_c(op, x, c, v):
+    """Result v of op on the fast-path scalar x and the Python number c."""
+    if x._rg:
+        st = state
+        if st.grad_enabled:
+            seg = st.seg
+            r = seg.nrec
+            if x._seg is seg and r < seg.limit and x._x is None:
+                seg.nrec = r + 1
+                stage = seg.stage
+                stage.extend((op, x._rec, c, v))
+                if len(stage) >= _LIMIT:
+                    seg.flush()
+            else:
+                seg = E.current()
+                r = seg.record(op, _ref(seg, x), -1, builtins.float(c), v)
+            t = _new(Tensor)
+            t._v = v
+            t._a = None
+            t._dt = _F64
+            t._rg = True
+            t._seg = seg
+            t._rec = r
+            t._x = None
+            return t
+    return _result(v, _F64)
+
+
+def _scalar_b(op, x, y, v):
+    """Result v of the binary op on two fast-path scalars."""
+    if x._rg or y._rg:
+        st = state
+        if st.grad_enabled:
+            seg = st.seg
+            r = seg.nrec
+            if (x._seg is seg and y._seg is seg and r < seg.limit and x._x is None
+                    and y._x is None):
+                seg.nrec = r + 1
+                stage = seg.stage
+                stage.extend((op, x._rec, y._rec, v))
+                if len(stage) >= _LIMIT:
+                    seg.flush()
+            else:
+                seg = E.current()
+                ra = _ref(seg, x)
+                r = seg.record(op, ra, _ref(seg, y), 0.0, v)
+            t = _new(Tensor)
+            t._v = v
+            t._a = None
+            t._dt = _F64
+            t._rg = True
+            t._seg = seg
+            t._rec = r
+            t._x = None
+            return t
+    return _result(v, _F64)
+
+
 def _val(t) -> np.ndarray:
     """t's value as an array (a temporary for fast-path scalars)."""
     a = t._a
@@ -1011,25 +1073,64 @@ class Tensor:
         return _result(a, dt)
 
     # ------------------------------------------------------------ arithmetic
+    # The 0-d float64 fast path is inlined in the hottest operators: a Python
+    # number or another fast-path scalar, no NumPy, one staged record.
     def __add__(self, other):
+        sv = self._v
+        if sv is not None:
+            oc = other.__class__
+            if oc is float or oc is int:
+                return _scalar_c(T.ADDC, self, other, sv + other)
+            if oc is Tensor and other._v is not None:
+                return _scalar_b(T.ADD, self, other, sv + other._v)
         return _binary(T.ADD, self, other)
 
     def __radd__(self, other):
+        sv = self._v
+        if sv is not None and (other.__class__ is float or other.__class__ is int):
+            return _scalar_c(T.ADDC, self, other, other + sv)
         return _binary(T.ADD, self, other, True)
 
     def __sub__(self, other):
+        sv = self._v
+        if sv is not None:
+            oc = other.__class__
+            if oc is float or oc is int:
+                return _scalar_c(T.SUBC, self, other, sv - other)
+            if oc is Tensor and other._v is not None:
+                return _scalar_b(T.SUB, self, other, sv - other._v)
         return _binary(T.SUB, self, other)
 
     def __rsub__(self, other):
+        sv = self._v
+        if sv is not None and (other.__class__ is float or other.__class__ is int):
+            return _scalar_c(T.RSUBC, self, other, other - sv)
         return _binary(T.SUB, self, other, True)
 
     def __mul__(self, other):
+        sv = self._v
+        if sv is not None:
+            oc = other.__class__
+            if oc is float or oc is int:
+                return _scalar_c(T.MULC, self, other, sv * other)
+            if oc is Tensor and other._v is not None:
+                return _scalar_b(T.MUL, self, other, sv * other._v)
         return _binary(T.MUL, self, other)
 
     def __rmul__(self, other):
+        sv = self._v
+        if sv is not None and (other.__class__ is float or other.__class__ is int):
+            return _scalar_c(T.MULC, self, other, other * sv)
         return _binary(T.MUL, self, other, True)
 
     def __truediv__(self, other):
+        sv = self._v
+        if sv is not None:
+            oc = other.__class__
+            if (oc is float or oc is int) and other != 0:
+                return _scalar_c(T.DIVC, self, other, sv / other)
+            if oc is Tensor and other._v:  # a nonzero fast-path scalar
+                return _scalar_b(T.DIV, self, other, sv / other._v)
         return _binary(T.DIV, self, other)
 
     def __rtruediv__(self, other):
