@@ -81,7 +81,7 @@ class Segment:
                 if o + m > len(self.bulk):
                     self._grow_bulk(o + m)
                 self.nbulk = o + m
-                self.bulk[o:o + m] = value.reshape(-1)
+                self.bulk[o:o + m] = value if value.ndim == 1 else value.reshape(-1)
                 self.stage.extend((op + T.SIDE, ra, rb, 0.0))
                 self.side.extend((c, m, o, aux))
                 return self._staged(r)

@@ -184,18 +184,20 @@ def _storage(t) -> np.ndarray:
     return a
 
 
+_F64NP = np.dtype(np.float64)
+
+
 def _val64(t):
+    """t's value for the tape: a float, or an array (Segment.record converts to float64)."""
     v = t._v
-    if v is not None:
-        return v
-    a = t._a
-    return a if a.dtype == np.float64 and a.flags.c_contiguous else np.array(a, np.float64, order="C")
+    return v if v is not None else t._a
 
 
 def _out(a, dt):
     """Make a NumPy result a C-contiguous array of dtype dt."""
-    a = np.asarray(a)
-    if a.dtype != dt.np or not a.flags.c_contiguous:
+    if a.__class__ is not np.ndarray:
+        a = np.asarray(a)  # a ufunc on 0-d arrays returns a NumPy scalar
+    if a.dtype is not dt.np or not a.flags.c_contiguous:
         a = np.array(a, dtype=dt.np, order="C")
     return a
 
@@ -327,18 +329,17 @@ def broadcast_shapes(*shapes):
 
 
 def _record_result(op, value, dt, operands, c=0.0, aux_ints=None, shape=None):
-    """Record op over ``operands`` (tensors, each broadcast to ``shape`` if given)."""
+    """Record op over ``operands`` (one or two tensors, broadcast to ``shape`` if given)."""
     seg = E.current()
-    refs = [(_ref(seg, t) if shape is None else _operand(seg, t, shape)) for t in operands]
-    ra = refs[0] if refs else -1
-    rb = refs[1] if len(refs) > 1 else -1
+    if shape is None:
+        ra = _ref(seg, operands[0])
+        rb = _ref(seg, operands[1]) if len(operands) > 1 else -1
+    else:
+        ra = _operand(seg, operands[0], shape)
+        rb = _operand(seg, operands[1], shape)
     aux = -1 if aux_ints is None else seg.add_aux(aux_ints)
-    rec = seg.record(op, ra, rb, c, value if value.__class__ is float else _record_value(value), aux)
+    rec = seg.record(op, ra, rb, c, value, aux)
     return _result(value, dt, seg, rec)
-
-
-def _record_value(a):
-    return a if a.dtype == np.float64 else a.astype(np.float64)
 
 
 # ---------------------------------------------------------------- op helpers
@@ -349,6 +350,10 @@ def _require_float_grad(dt):
 
 
 _INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
+# ops whose NumPy forms warn on domain errors/overflow, where PyTorch is silent;
+# np.errstate costs ~1 us, so only these pay for it
+_MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC, T.POWC,
+                       T.RPOWC))
 
 
 def _unary(x, op):
@@ -370,7 +375,10 @@ def _unary(x, op):
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
                            "are trying to invert a mask, use the `~` or `logical_not()` operator "
                            "instead.")
-    with np.errstate(all="ignore"):
+    if op in _MAY_WARN:
+        with np.errstate(all="ignore"):
+            y = _out(spec.np_fn(a), dt)
+    else:
         y = _out(spec.np_fn(a), dt)
     if x._rg and state.grad_enabled:
         return _record_result(op, y, dt, (x,))
@@ -419,16 +427,28 @@ def _binary(op, x, y, reverse=False):
             rb = y._rec if y._seg is seg else _ref(seg, y)
             return _result(v, D.float64, seg, seg.record(op, ra, rb, 0.0, v))
         return _result(v, D.float64)
-    dt = D.result_type((x, y))
+    dt = x._dt
+    if dt is not y._dt:
+        dt = D.result_type((x, y))
     if op == T.DIV and not dt.is_floating_point:
         dt = D.get_default_dtype()
     if dt is D.bool_ and op == T.SUB:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    shape = broadcast_shapes(x.shape, y.shape)
-    with np.errstate(all="ignore"):
-        out = _out(_NP_BINARY[op](_val(x).astype(dt.np, copy=False),
-                                  _val(y).astype(dt.np, copy=False)), dt)
+    xa = _val(x)
+    ya = _val(y)
+    shape = xa.shape
+    if shape != ya.shape:
+        shape = broadcast_shapes(shape, ya.shape)
+    if xa.dtype is not dt.np:
+        xa = xa.astype(dt.np)
+    if ya.dtype is not dt.np:
+        ya = ya.astype(dt.np)
+    if op in _MAY_WARN:
+        with np.errstate(all="ignore"):
+            out = _out(_NP_BINARY[op](xa, ya), dt)
+    else:
+        out = _out(_NP_BINARY[op](xa, ya), dt)
     if (x._rg or y._rg) and state.grad_enabled:
         return _record_result(op, out, dt, (x, y), shape=shape)
     return _result(out, dt)
@@ -470,19 +490,22 @@ def _binary_number(op, x, c, reverse):
             ra = x._rec if x._seg is seg else _ref(seg, x)
             return _result(v, D.float64, seg, seg.record(code, ra, -1, cf, v))
         return _result(v, D.float64)
-    dt = D.result_type((x, c))
+    dt = x._dt
+    if not dt.is_floating_point or (c.__class__ is not float and c.__class__ is not int):
+        dt = D.result_type((x, c))
     if op == T.DIV and not dt.is_floating_point:
         dt = D.get_default_dtype()
-    a = _val(x).astype(dt.np, copy=False)
-    if not dt.is_floating_point and isinstance(c, builtins.float):
-        c = dt.np.type(c)
+    a = _val(x)
+    if a.dtype is not dt.np:
+        a = a.astype(dt.np)
     if op == T.POW and not dt.is_floating_point and not reverse and c < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    with np.errstate(all="ignore"):
-        if reverse:
-            out = _NP_BINARY[op](np.asarray(c, dtype=dt.np), a)
-        else:
-            out = _NP_BINARY[op](a, np.asarray(c, dtype=dt.np) if dt.is_floating_point else c)
+    fn = _NP_BINARY[op]
+    if code in _MAY_WARN:
+        with np.errstate(all="ignore"):
+            out = fn(c, a) if reverse else fn(a, c)
+    else:
+        out = fn(c, a) if reverse else fn(a, c)
     out = _out(out, dt)
     if x._rg and state.grad_enabled:
         return _record_result(code, out, dt, (x,), c=cf)
@@ -500,6 +523,9 @@ def _pow(a, b):
 
 
 def _compare(ufunc, x, y):
+    if (y.__class__ is float or y.__class__ is int) and (x._v is not None or (
+            x._a.size == 1 and x._a.ndim == 0)):
+        return _result(np.array(ufunc(x.item(), y)), D.bool_)  # one Python comparison
     if y.__class__ is Tensor:
         broadcast_shapes(x.shape, y.shape)
         dt = D.result_type((x, y))
@@ -836,9 +862,13 @@ class Tensor:
         return a if dtype is None else a.astype(dtype)
 
     def __bool__(self) -> bool:
-        if self.numel() != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return builtins.bool(self.item())
+        v = self._v
+        if v is not None:
+            return v != 0.0
+        a = self._a
+        if a.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(a.reshape(-1)[0] if a.ndim else a[()])
 
     def __float__(self) -> float:
         return builtins.float(self._scalar_item("float"))
@@ -1083,6 +1113,8 @@ class Tensor:
                 return _scalar_c(T.ADDC, self, other, sv + other)
             if oc is Tensor and other._v is not None:
                 return _scalar_b(T.ADD, self, other, sv + other._v)
+        elif other.__class__ is float or other.__class__ is int:
+            return _binary_number(T.ADD, self, other, False)
         return _binary(T.ADD, self, other)
 
     def __radd__(self, other):
@@ -1115,6 +1147,8 @@ class Tensor:
                 return _scalar_c(T.MULC, self, other, sv * other)
             if oc is Tensor and other._v is not None:
                 return _scalar_b(T.MUL, self, other, sv * other._v)
+        elif other.__class__ is float or other.__class__ is int:
+            return _binary_number(T.MUL, self, other, False)
         return _binary(T.MUL, self, other)
 
     def __rmul__(self, other):
@@ -1284,7 +1318,10 @@ class Tensor:
                                f"input. Got {_SHORT[self._dt.name]}")
         dims = _dims(dim, self.ndim)
         a = _val(self)
-        with np.errstate(all="ignore"):
+        if dim is None and not keepdim:
+            flat = a.reshape(-1)
+            out = _out(np.sqrt(np.dot(flat, flat)), self._dt)
+        else:
             out = _out(np.sqrt(np.sum(np.square(a), axis=dims, keepdims=keepdim)), self._dt)
         if self._rg and state.grad_enabled:
             full = dim is None or builtins.len(dims) == self.ndim
