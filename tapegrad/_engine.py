@@ -243,7 +243,8 @@ def _retire(seg: Segment) -> None:
     seg.flush()
     seg.cols[8][:seg.nrec] = 0
     k = seg.nrec
-    seg.frozen = tuple(col[:k].copy() for col in seg.cols[:3])  # grad_fn names, next_functions
+    cols = seg.cols
+    seg.frozen = (cols[0][:k].copy(), cols[1][:k].copy(), cols[2][:k].copy())  # for grad_fn
     fresh = Segment(seg.cols, seg.bulk, seg.badj, seg.auxi)
     seg.dead = True
     seg.cols = seg.bulk = seg.badj = seg.auxi = None

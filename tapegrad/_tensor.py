@@ -286,7 +286,8 @@ def _view_map(base, t):
 def _operand(seg, t, shape) -> int:
     """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed)."""
     r = _ref(seg, t)
-    tshape = t.shape
+    a = t._a
+    tshape = () if a is None else a.shape
     if tshape == shape:
         return r
     return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
@@ -1733,6 +1734,19 @@ def _can_cast(src, dst):
 
 
 def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
+    a = x._a
+    if dim is None and dtype is None and a is not None and x._dt.is_floating_point:
+        # the common case: everything to one float
+        n = a.size
+        v = a.mean() if op_all == T.MEAN else a.sum()
+        out = builtins.float(v) if x._dt is _F64 else np.asarray(v, dtype=x._dt.np)
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            c = (1.0 / n if n else math.nan) if op_all == T.MEAN else 1.0
+            return _result(out, x._dt, seg, seg.record(op_all, _ref(seg, x), -1, c,
+                                                        out if out.__class__ is float
+                                                        else builtins.float(v)))
+        return _result(out, x._dt)
     dt = D.as_dtype(dtype) if dtype is not None else x._dt
     if dtype is None and not dt.is_floating_point:
         dt = D.int64
