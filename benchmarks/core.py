@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import tapegrad  # noqa: E402
-from tapegrad import _engine, _tape  # noqa: E402
+from tapegrad import _tape  # noqa: E402
 
 try:
     import torch

@@ -6,7 +6,10 @@ differentiable op appends an integer-opcode record to a tape of NumPy arrays
 """
 from __future__ import annotations
 
-from . import _tape
+from . import (
+    _tape,
+    autograd,  # noqa: E402
+)
 from ._dtype import bool_ as bool  # noqa: A001  (PyTorch's name)
 from ._dtype import (
     dtype,
@@ -22,6 +25,7 @@ from ._dtype import (
     uint8,
 )
 from ._format import get_printoptions, set_printoptions
+from ._functional import *  # noqa: E402,F401,F403
 from ._tensor import (
     Generator,
     Size,
@@ -55,10 +59,8 @@ from ._tensor import (
     zeros,
     zeros_like,
 )
-from . import autograd  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import inference_mode  # noqa: E402
-from ._functional import *  # noqa: E402,F401,F403
 
 float = float32  # noqa: A001
 double = float64

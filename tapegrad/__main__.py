@@ -46,7 +46,8 @@ STEPS = [
     ("Python control flow just works",
      "def f(a):\n    b = a * 2\n    while b.norm() < 1000:\n        b = b * 2\n"
      "    if b.sum() > 0:\n        c = b\n    else:\n        c = 100 * b\n    return c\n\n"
-     "a = torch.randn(size=(), requires_grad=True)\nd = f(a)\nd.backward()\nprint(a.grad == d / a)"),
+     "a = torch.randn(size=(), requires_grad=True)\nd = f(a)\nd.backward()\n"
+     "print(a.grad == d / a)"),
 ]
 
 
@@ -108,8 +109,8 @@ def speed(out=sys.stdout) -> None:
           file=out)
     print(f"{'workload':52s} {'PyTorch':>10s} {'tapegrad':>10s} {'speed-up':>9s}", file=out)
     for name, fn in work.items():
-        tt = _time(lambda: fn(torch))
-        to = _time(lambda: fn(tapegrad))
+        tt = _time(lambda fn=fn: fn(torch))
+        to = _time(lambda fn=fn: fn(tapegrad))
         print(f"{name:52s} {tt * 1e6:8.1f}us {to * 1e6:8.1f}us {tt / to:8.1f}x", file=out)
 
 

@@ -31,7 +31,8 @@ _ids = itertools.count(1)
 
 
 class Segment:
-    __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj", "nbulk",
+    __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj",
+                 "nbulk",
                  "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
                  "nodes", "dead", "frozen")
 

@@ -1,8 +1,8 @@
 """``tapegrad.<op>(input, ...)`` function forms of the Tensor methods."""
 from __future__ import annotations
 
-from ._tensor import Tensor, _binary, _unary, tensor
 from . import _tape as T
+from ._tensor import Tensor, _binary, _unary, tensor
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",

@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -146,6 +147,12 @@ FILL_ = 49
 ZERO_ = 50
 COPY_ = 51
 REFRESH = 52  # hidden: a tensor's storage was written outside the graph
+SQUEEZE0 = 53
+SQUEEZE2 = 54
+TBACK = 55
+ALIAS = 56
+UNSAFE_VIEW = 57
+RESHAPE_ALIAS = 58
 
 
 def _py_log(x: float) -> float:
@@ -240,6 +247,12 @@ OPS: tuple[Op, ...] = (
     Op(ZERO_, "zero_", "ZeroBackward0", FILL, 0),
     Op(COPY_, "copy_", "CopyBackwards", COPY, 0),
     Op(REFRESH, "refresh", "", UNARY, 0),
+    Op(SQUEEZE0, "squeeze", "SqueezeBackward0", UNARY, 0),
+    Op(SQUEEZE2, "squeeze", "SqueezeBackward2", UNARY, 0),
+    Op(TBACK, "t", "TBackward0", GATHER, 0),
+    Op(ALIAS, "alias", "AliasBackward0", UNARY, 0),
+    Op(UNSAFE_VIEW, "reshape", "UnsafeViewBackward0", UNARY, 0),
+    Op(RESHAPE_ALIAS, "reshape", "ReshapeAliasBackward0", UNARY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -261,7 +274,8 @@ def check_tables() -> None:
 
 
 _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLONE, VIEW,
-                                 ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH))
+                                 ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH,
+                                 SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS))
 check_tables()
 
 # ------------------------------------------------ elementwise rules, per op
@@ -309,7 +323,7 @@ def _unary_f(op, x, c):
         return x**c
     if op == RPOWC:
         return c**x
-    return x  # CLONE, VIEW, SQUEEZE, UNSQUEEZE, REFRESH
+    return x  # identities: CLONE, VIEW, SQUEEZE*, UNSQUEEZE, REFRESH, ALIAS, UNSAFE_VIEW
 
 
 @_j
@@ -351,7 +365,7 @@ def _unary_b(op, g, x, y, c):
         if c == 0.0 and x >= 0.0:
             return 0.0
         return g * y * math.log(c)
-    return g  # ADDC, SUBC, CLONE, VIEW, SQUEEZE, UNSQUEEZE, REFRESH
+    return g  # ADDC, SUBC and the identities
 
 
 @_j
@@ -531,9 +545,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         if sv & SAVE_OUT and f & MODIFIED:
             return ERR_MODIFIED, i, nfree, nh
         if retain:
-            flags[i] = f & ~REACHED
+            flags[i] = f & (0xFF ^ REACHED)
         else:
-            flags[i] = (f & ~REACHED) | FREED
+            flags[i] = (f & (0xFF ^ REACHED)) | FREED
             nfree += 0 if f & FREED else 1
         pending -= 1
         if f & CAPTURE or kd == SOURCE:
@@ -708,4 +722,4 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
 def clear_reached(flags, hi):
     """After an aborted sweep: forget what it had reached."""
     for i in range(hi + 1):
-        flags[i] &= ~REACHED
+        flags[i] &= 0xFF ^ REACHED

@@ -540,6 +540,7 @@ def _compare(ufunc, x, y):
 
 
 def _dims(dim, ndim):
+    """Validated, wrapped dims; a 0-d tensor accepts 0 and -1 and has nothing to reduce."""
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, builtins.int):
@@ -547,6 +548,8 @@ def _dims(dim, ndim):
     out = []
     for d in dim:
         out.append(_wrap_dim(d, ndim))
+    if ndim == 0:
+        return ()
     if len(set(out)) != len(out):
         raise RuntimeError(f"dim {out[0]} appears multiple times in the list of dims")
     return tuple(out)
@@ -659,7 +662,9 @@ def _basic_index(shape, index):
     for k in range(d, len(shape)):
         out_shape.append(shape[k])
         out_strides.append(strides[k])
-    return tuple(out_shape), base, out_strides, (T.SLICE if trivial else op)
+    if trivial and all(i is Ellipsis for i in index):
+        op = T.ALIAS  # x[...] and x[()]
+    return tuple(out_shape), base, out_strides, op
 
 
 def _np_index(index):
@@ -884,7 +889,7 @@ class Tensor:
 
     def _scalar_item(self, kind):
         if self.numel() != 1:
-            raise TypeError(f"only one element tensors can be converted to Python scalars")
+            raise TypeError("only one element tensors can be converted to Python scalars")
         return self.item()
 
     def __repr__(self) -> str:
@@ -896,7 +901,7 @@ class Tensor:
         return repr(self)
 
     def __reduce_ex__(self, proto):
-        return (_rebuild, (np.array(_val(self)), self._dt.name, self._rg if self.is_leaf else False))
+        return (_rebuild, (np.array(_val(self)), self._dt.name, self.is_leaf and self._rg))
 
     def __deepcopy__(self, memo):
         if not self.is_leaf:
@@ -1367,9 +1372,9 @@ class Tensor:
             return self._reshaped(np.array(self._v).reshape(shape), T.VIEW)
         a = self._a
         b = a.reshape(shape)
-        if a.size > 0 and np.shares_memory(a, b):
-            return self._view_result(b, T.VIEW, None)
-        return self._reshaped(np.array(b, order="C"), T.VIEW)
+        if a.size == 0 or np.shares_memory(a, b):
+            return self._view_result(b, T.VIEW if a.flags.c_contiguous else T.RESHAPE_ALIAS, None)
+        return self._reshaped(np.array(b, order="C"), T.UNSAFE_VIEW)
 
     def flatten(self, start_dim=0, end_dim=-1):
         nd = self.ndim
@@ -1377,6 +1382,8 @@ class Tensor:
             return self.reshape(1)
         s = _wrap_dim(start_dim, nd)
         e = _wrap_dim(end_dim, nd)
+        if s == e:
+            return self
         shape = self.shape
         return self.reshape(*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:])
 
@@ -1390,10 +1397,12 @@ class Tensor:
         shape = self.shape
         if dim is None:
             new = tuple(s for s in shape if s != 1)
+            op = T.SQUEEZE0
         else:
             dims = _dims(dim, self.ndim)
             new = tuple(s for d, s in enumerate(shape) if not (d in dims and s == 1))
-        return self._view_result(_storage(self).reshape(new), T.SQUEEZE, None)
+            op = T.SQUEEZE if isinstance(dim, builtins.int) else T.SQUEEZE2
+        return self._view_result(_storage(self).reshape(new), op, None)
 
     def unsqueeze(self, dim):
         d = _wrap_dim(dim, self.ndim + 1)
@@ -1427,12 +1436,16 @@ class Tensor:
         if self.ndim > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                                f"{self.ndim}D")
-        return self.transpose(0, 1) if self.ndim == 2 else self
+        if self.ndim < 2:
+            n = self.numel()
+            return self._strided(T.TBACK, _storage(self), list(self.shape), [1] * self.ndim)\
+                if n else self._strided(T.TBACK, _storage(self), list(self.shape), [0] * self.ndim)
+        cs = _c_strides(self.shape)
+        return self._strided(T.TBACK, _storage(self).T, [self.shape[1], self.shape[0]],
+                             [cs[1], cs[0]])
 
     @property
     def T(self):
-        if self.ndim <= 1:
-            return self
         return self.permute(*range(self.ndim - 1, -1, -1))
 
     @property
@@ -1493,7 +1506,7 @@ class Tensor:
         return _result(a, self._dt)
 
     def __getitem__(self, index):
-        if isinstance(index, builtins.int) and self._a is not None and self._a.ndim == 1:
+        if index.__class__ is builtins.int and self._a is not None and self._a.ndim == 1:
             n = self._a.shape[0]
             if not -n <= index < n:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
@@ -1738,7 +1751,10 @@ def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
     if dim is None and dtype is None and a is not None and x._dt.is_floating_point:
         # the common case: everything to one float
         n = a.size
-        v = a.mean() if op_all == T.MEAN else a.sum()
+        if op_all == T.MEAN:
+            v = a.mean() if n else a.dtype.type(math.nan)  # PyTorch: nan, and no warning
+        else:
+            v = a.sum()
         out = builtins.float(v) if x._dt is _F64 else np.asarray(v, dtype=x._dt.np)
         if x._rg and state.grad_enabled:
             seg = E.current()
@@ -1768,7 +1784,10 @@ def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
     n = a.size
     with np.errstate(all="ignore"):
         if mean:
-            out = np.mean(a.astype(dt.np, copy=False), axis=dims, keepdims=keepdim and not full)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # mean of empty: nan, silently
+                out = np.mean(a.astype(dt.np, copy=False), axis=dims,
+                              keepdims=keepdim and not full)
         else:
             out = np.sum(a, axis=dims, keepdims=keepdim and not full, dtype=dt.np)
     out = _out(out, dt)
@@ -1920,11 +1939,13 @@ def _size_args(size, kw):
     return size
 
 
-def zeros(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+def zeros(*args, size=None, out=None, dtype=None, layout=None, device=None,
+          requires_grad=False) -> Tensor:
     return _factory(np.zeros, _size_args(args, size), dtype, requires_grad)
 
 
-def ones(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Tensor:
+def ones(*args, size=None, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False) -> Tensor:
     return _factory(np.ones, _size_args(args, size), dtype, requires_grad)
 
 
@@ -2010,13 +2031,15 @@ def _rng(generator):
 def rand(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False) -> Tensor:
     rng = _rng(generator)
-    return _factory(lambda s, d: rng.random(s).astype(d), _size_args(args, size), dtype, requires_grad)
+    return _factory(lambda s, d: rng.random(s).astype(d), _size_args(args, size), dtype,
+                    requires_grad)
 
 
 def randn(*args, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False) -> Tensor:
     rng = _rng(generator)
-    return _factory(lambda s, d: rng.standard_normal(s).astype(d), _size_args(args, size), dtype, requires_grad)
+    return _factory(lambda s, d: rng.standard_normal(s).astype(d), _size_args(args, size), dtype,
+                    requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,

@@ -55,7 +55,7 @@ def analytical_jacobian(fn: Callable, inputs: Sequence):
     total = sum(sizes)
     jac = [np.zeros((total, t.numel())) for t in inputs]
     row = 0
-    for j, o in enumerate(outs):
+    for j in range(len(outs)):
         for k in range(sizes[j]):
             seeds = []
             for jj, oo in enumerate(outs):
