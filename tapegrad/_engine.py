@@ -173,10 +173,21 @@ class Segment:
         return int(self.cols[0][r])
 
     def operands(self, r):
+        """Operand records of r (for grad_fn.next_functions), also after retirement."""
         if self.dead:
-            return int(self.frozen[1][r]), int(self.frozen[2][r])
-        self.flush()
-        return int(self.cols[1][r]), int(self.cols[2][r])
+            op, a, b, aux, auxi = self.frozen
+        else:
+            self.flush()
+            op, a, b = self.cols[:3]
+            aux, auxi = self.cols[7], self.auxi
+        if T.KIND[op[r]] == T.CONCAT:
+            at = int(aux[r])
+            out, pos = [], at + 1
+            for _ in range(int(auxi[at])):
+                out.append(int(auxi[pos]))
+                pos += 3 + 2 * int(auxi[pos + 1])
+            return tuple(out)
+        return int(a[r]), int(b[r])
 
 
 def _new_columns(cap):
@@ -245,7 +256,8 @@ def _retire(seg: Segment) -> None:
     seg.cols[8][:seg.nrec] = 0
     k = seg.nrec
     cols = seg.cols
-    seg.frozen = (cols[0][:k].copy(), cols[1][:k].copy(), cols[2][:k].copy())  # for grad_fn
+    seg.frozen = (cols[0][:k].copy(), cols[1][:k].copy(), cols[2][:k].copy(),  # for grad_fn
+                  cols[7][:k].copy(), seg.auxi[:seg.naux].copy())
     fresh = Segment(seg.cols, seg.bulk, seg.badj, seg.auxi)
     seg.dead = True
     seg.cols = seg.bulk = seg.badj = seg.auxi = None

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from . import _tape as T
-from ._tensor import Tensor, _binary, _unary, tensor
+from ._tensor import Tensor, _binary, _unary, cat, concat, concatenate, stack, tensor
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
            "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",
            "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
            "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",
-           "gt", "ge", "equal", "all", "any", "numel", "is_floating_point"]
+           "gt", "ge", "equal", "all", "any", "numel", "is_floating_point", "cat", "concat",
+           "concatenate", "stack"]
 
 
 def _t(x):

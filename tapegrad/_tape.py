@@ -64,7 +64,7 @@ MODIFIED = 4
 CAPTURE = 8
 
 # kinds: how the sweep treats a record
-SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY = range(10)
+SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT = range(11)
 
 # what an op saves for backward (PyTorch's saved variables), as bits: sweeping
 # a freed record that saves anything is an error; a saved input or output
@@ -153,6 +153,8 @@ TBACK = 55
 ALIAS = 56
 UNSAFE_VIEW = 57
 RESHAPE_ALIAS = 58
+CAT = 59
+STACK = 60
 
 
 def _py_log(x: float) -> float:
@@ -253,6 +255,9 @@ OPS: tuple[Op, ...] = (
     Op(ALIAS, "alias", "AliasBackward0", UNARY, 0),
     Op(UNSAFE_VIEW, "reshape", "UnsafeViewBackward0", UNARY, 0),
     Op(RESHAPE_ALIAS, "reshape", "ReshapeAliasBackward0", UNARY, 0),
+    # many operands: aux = [k, then per operand: record, its strided map into the output]
+    Op(CAT, "cat", "CatBackward0", CONCAT, 0),
+    Op(STACK, "stack", "StackBackward0", CONCAT, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -706,6 +711,19 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     gz[k] += g[m[k]]
         elif kd == FILL:
             pass  # the old value does not reach the output
+        elif kd == CONCAT:
+            at = aux[i]
+            pos = at + 1
+            for _ in range(auxi[at]):
+                rj = auxi[pos]
+                ndim = auxi[pos + 1]
+                if op[rj] != CONST:
+                    gx, new = _target(rj, n, off, adj, badj, flags)
+                    pending += new
+                    m = index_map(auxi, pos + 1)
+                    for k in range(m.size):
+                        gx[k] += g[m[k]]
+                pos += 3 + 2 * ndim
         elif kd == COPY:
             if op[ra] != CONST:
                 gx, new = _target(ra, n, off, adj, badj, flags)

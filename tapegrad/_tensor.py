@@ -1855,6 +1855,84 @@ def matmul(input, other):
     return _result(out, dt)
 
 
+def cat(tensors, dim=0, *, out=None):
+    """Concatenate along ``dim``; one CatBackward0 record whatever the number of tensors."""
+    return _concat(T.CAT, tensors, dim)
+
+
+concat = cat
+concatenate = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(shape)}"
+                               f" at entry 0 and {list(t.shape)} at entry {i}")
+    d = _wrap_dim(dim, len(shape) + 1)
+    return _concat(T.STACK, [_unsqueezed(t, d) for t in tensors], d, stacked=tensors)
+
+
+def _unsqueezed(t, d):
+    """t with a new axis d, sharing storage and unrecorded (stack records once)."""
+    r = _new(Tensor)
+    r._v = None
+    r._a = _val(t).reshape(t.shape[:d] + (1,) + t.shape[d:])
+    r._dt, r._rg, r._seg, r._rec, r._x = t._dt, t._rg, None, -1, None
+    return r
+
+
+def _concat(op, tensors, dim, stacked=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {tensors.index(t)} in argument 0, but got "
+                            f"{type(t).__name__}")
+    parts = [t for t in tensors if not (t.ndim == 1 and t.numel() == 0)] or tensors[:1]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+    ref = parts[0]
+    d = _wrap_dim(dim, ref.ndim)
+    for i, t in enumerate(parts):
+        if t.ndim != ref.ndim:
+            raise RuntimeError("Tensors must have same number of dimensions: got "
+                               f"{ref.ndim} and {t.ndim}")
+        for k in range(ref.ndim):
+            if k != d and t.shape[k] != ref.shape[k]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {ref.shape[k]} but got size {t.shape[k]} "
+                                   f"for tensor number {i} in the list.")
+    dt = parts[0]._dt
+    for t in parts[1:]:
+        dt = D.promote(dt, t._dt)
+    value = np.concatenate([_val(t).astype(dt.np, copy=False) for t in parts], axis=d)
+    sources = stacked if stacked is not None else tensors
+    if not (state.grad_enabled and any(t._rg for t in sources)):
+        return _result(value, dt)
+    seg = E.current()
+    ostrides = _c_strides(value.shape)
+    aux = [len(tensors)]
+    kept = {id(t) for t in parts}
+    start = 0
+    originals = stacked if stacked is not None else tensors
+    for t, src in zip(tensors, originals):
+        rec = _ref(seg, src)  # stack: the map's shape has the new axis; the record hasn't
+        if id(t) not in kept:  # a skipped empty 1-d tensor: an empty map, still a graph edge
+            aux += [rec, 1, 0, 0, 1]
+            continue
+        shape = t.shape
+        aux += [rec, len(shape), start * ostrides[d], *shape, *ostrides]
+        start += shape[d]
+    return _result(value, dt, seg, seg.record(op, -1, -1, 0.0, value, seg.add_aux(aux)))
+
+
 # ---------------------------------------------------------------- creation
 
 def _infer_dtype(data):

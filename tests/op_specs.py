@@ -461,6 +461,18 @@ def _view_rows() -> list[OpSpec]:
         r("expand.method.to_empty", lambda lib, x: x.expand(0, 3), (1, 3)),
         r("clone.method", lambda lib, x: x.clone(), *UNARY_SHAPES),
         r("clone.fn", lambda lib, x: lib.clone(x), *UNARY_SHAPES),
+        # many operands in one record
+        OpSpec("cat.dim0", lambda lib, x, y: lib.cat([x, y * 2.0, x]), 2, (((2, 3), (1, 3)),)),
+        OpSpec("cat.dim1", lambda lib, x, y: lib.cat((x, y), dim=1).exp(), 2,
+               (((2, 3), (2, 1)), ((2, 0), (2, 2)))),
+        OpSpec("cat.neg_dim_1d", lambda lib, x, y: lib.cat([y, x, y], -1), 2,
+               (((3,), (2,)), ((0,), (2,)))),
+        OpSpec("cat.scalars", lambda lib, x, y: lib.cat([x.reshape(1), (x * y).reshape(1)]), 2,
+               (((), ()),)),
+        OpSpec("stack.dim0", lambda lib, x, y: lib.stack([x, y, x * y]), 2,
+               (((3,), (3,)), ((), ()))),
+        OpSpec("stack.dim_last", lambda lib, x, y: lib.stack((x, y), dim=-1).sin(), 2,
+               (((2, 3), (2, 3)),)),
         # views of views, then arithmetic on them
         r("views.chain", lambda lib, x: x.permute(1, 0, 2).reshape(3, -1).t().unsqueeze(0),
           (2, 3, 2)),
