@@ -34,12 +34,14 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj",
                  "nbulk",
                  "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
-                 "nodes", "dead", "frozen")
+                 "nodes", "dead", "__weakref__")
 
-    def __init__(self, cols=None, bulk=None, badj=None, auxi=None):
-        cap = _config.SEGMENT_RECORDS
-        if cols is None:
-            cols = _new_columns(cap)
+    def __init__(self):
+        try:
+            cols, bulk, badj, auxi, used = _pool.pop()
+            cols[8][:used] = 0  # flags of the records the last owner used
+        except IndexError:
+            cols = _new_columns(_config.SEGMENT_RECORDS)
             bulk = np.empty(_config.SEGMENT_VALUES)
             badj = np.empty(_config.SEGMENT_VALUES)
             auxi = np.empty(1024, dtype=np.int64)
@@ -48,6 +50,11 @@ class Segment:
         self.badj = badj
         self.auxi = auxi
         self._reset()
+
+    def __del__(self):
+        # a dead segment's arrays go back to the pool when its last tensor dies
+        if self.dead and len(_pool) < _POOL_SIZE:
+            _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec))
 
     def _reset(self):
         self.id = next(_ids)
@@ -66,7 +73,6 @@ class Segment:
         self.modified = {}  # record -> (tensor, version it had when recorded)
         self.nodes = {}  # record -> Node, so grad_fn is the same object each time
         self.dead = False
-        self.frozen = None  # (op, a, b) kept when the arrays pass to a successor
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -120,7 +126,8 @@ class Segment:
             self._grow_columns(start + rows)
         side = self.side
         T.flush(np.fromiter(stage, np.float64, len(stage)),
-                np.fromiter(side, np.float64, len(side)), start, *self.cols[:9])
+                np.fromiter(side, np.float64, len(side)) if side else _EMPTY, start,
+                *self.cols[:9])
         self.nflushed = start + rows
         stage.clear()
         side.clear()
@@ -167,19 +174,14 @@ class Segment:
         self.cols[8][r] |= bit
 
     def opcode(self, r):
-        if self.dead:
-            return int(self.frozen[0][r])
         self.flush()
         return int(self.cols[0][r])
 
     def operands(self, r):
         """Operand records of r (for grad_fn.next_functions), also after retirement."""
-        if self.dead:
-            op, a, b, aux, auxi = self.frozen
-        else:
-            self.flush()
-            op, a, b = self.cols[:3]
-            aux, auxi = self.cols[7], self.auxi
+        self.flush()
+        op, a, b = self.cols[:3]
+        aux, auxi = self.cols[7], self.auxi
         if T.KIND[op[r]] == T.CONCAT:
             at = int(aux[r])
             out, pos = [], at + 1
@@ -204,6 +206,11 @@ def _new_columns(cap):
 
 
 STAGE_LIMIT = _config.STAGE_RECORDS * T.W
+_EMPTY = np.empty(0)
+# Array sets of dead segments whose tensors have all died, ready for reuse (list
+# append/pop are atomic, so __del__ may run in any thread).
+_pool: list = []
+_POOL_SIZE = 4
 
 
 class _State(threading.local):
@@ -249,20 +256,17 @@ def current() -> Segment:
 
 
 def _retire(seg: Segment) -> None:
-    """Every record of the current segment is freed: hand its arrays on."""
+    """Every record of the current segment is freed: record on into a fresh one.
+
+    The dead segment keeps its arrays (its tensors may still print their
+    grad_fn) until its last tensor dies; then ``Segment.__del__`` returns them
+    to the pool, so a training loop alternates between two array sets.
+    """
     if state.seg is not seg:
         return
-    seg.flush()
-    seg.cols[8][:seg.nrec] = 0
-    k = seg.nrec
-    cols = seg.cols
-    seg.frozen = (cols[0][:k].copy(), cols[1][:k].copy(), cols[2][:k].copy(),  # for grad_fn
-                  cols[7][:k].copy(), seg.auxi[:seg.naux].copy())
-    fresh = Segment(seg.cols, seg.bulk, seg.badj, seg.auxi)
     seg.dead = True
-    seg.cols = seg.bulk = seg.badj = seg.auxi = None
     seg.imports = seg.retained = seg.modified = None
-    state.seg = fresh
+    state.seg = Segment()
 
 
 # ---------------------------------------------------------------- backward

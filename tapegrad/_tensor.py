@@ -996,8 +996,11 @@ class Tensor:
 
     def _accumulate_grad(self, g):
         """Add the flat float64 gradient g into .grad (in place, as PyTorch does)."""
-        shape = self.shape
-        x = _extra(self)
+        own = self._a
+        shape = () if own is None else own.shape
+        x = self._x
+        if x is None:
+            x = _extra(self)
         with _grad_lock:
             old = x.grad
             if old is None:
@@ -1006,8 +1009,10 @@ class Tensor:
                 old._v += builtins.float(g[0])
             else:
                 a = old._a
-                a += g.reshape(shape).astype(a.dtype, copy=False)
-                _extra(old).vc[0] += 1
+                a += g.reshape(shape)
+                ox = old._x
+                if ox is not None:
+                    ox.vc[0] += 1
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd import backward

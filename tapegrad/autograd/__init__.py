@@ -28,7 +28,7 @@ def _seeds(outputs, grad_outputs, what="grad"):
             if not out.dtype.is_floating_point:
                 raise RuntimeError("grad can be implicitly created only for real scalar outputs "
                                    f"but got {out.dtype}")
-            seeds.append(np.ones(1))
+            seeds.append(np.array([1.0]))
             continue
         if not isinstance(g, Tensor):
             g = Tensor.__new__(Tensor, g) if not isinstance(g, (int, float)) else None
@@ -37,7 +37,7 @@ def _seeds(outputs, grad_outputs, what="grad"):
         if g.shape != out.shape:
             raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                                f"output[{i}] has a shape of {out.shape}.")
-        seeds.append(np.asarray(_val(g), dtype=np.float64).reshape(-1))
+        seeds.append(np.array(_val(g), dtype=np.float64).reshape(-1))  # a copy: .grad may keep it
     return seeds
 
 
