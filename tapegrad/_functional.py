@@ -9,7 +9,9 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
            "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",
            "gt", "ge", "equal", "all", "any", "numel", "is_floating_point", "cat", "concat",
-           "concatenate", "stack"]
+           "concatenate", "stack", "log1p", "expm1", "log2", "log10", "exp2", "tan", "sinh",
+           "cosh", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "erf", "rsqrt", "square",
+           "sign", "floor", "ceil", "round", "trunc", "clamp", "clip"]
 
 
 def _t(x):
@@ -194,3 +196,91 @@ def numel(input):
 def is_floating_point(input) -> bool:
     return input.is_floating_point()
 
+
+
+def log1p(input):
+    return _unary(input, T.LOG1P)
+
+
+def expm1(input):
+    return _unary(input, T.EXPM1)
+
+
+def log2(input):
+    return _unary(input, T.LOG2)
+
+
+def log10(input):
+    return _unary(input, T.LOG10)
+
+
+def exp2(input):
+    return _unary(input, T.EXP2)
+
+
+def tan(input):
+    return _unary(input, T.TAN)
+
+
+def sinh(input):
+    return _unary(input, T.SINH)
+
+
+def cosh(input):
+    return _unary(input, T.COSH)
+
+
+def asin(input):
+    return _unary(input, T.ASIN)
+
+
+def acos(input):
+    return _unary(input, T.ACOS)
+
+
+def atan(input):
+    return _unary(input, T.ATAN)
+
+
+arcsin = asin
+arccos = acos
+arctan = atan
+
+
+def erf(input):
+    return _unary(input, T.ERF)
+
+
+def rsqrt(input):
+    return _unary(input, T.RSQRT)
+
+
+def square(input):
+    return input.square()
+
+
+def sign(input):
+    return input.sign()
+
+
+def floor(input):
+    return input.floor()
+
+
+def ceil(input):
+    return input.ceil()
+
+
+def round(input, *, decimals=0):
+    return input.round(decimals)
+
+
+def trunc(input):
+    return input.trunc()
+
+
+def clamp(input, min=None, max=None):
+    return input.clamp(min, max)
+
+
+clip = clamp

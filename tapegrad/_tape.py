@@ -84,6 +84,7 @@ class Op(NamedTuple):
     saves: int  # SAVE_* bits
     np_fn: Callable | None = None  # eager forward on arrays
     py_fn: Callable | None = None  # eager forward on Python floats (0-d fast path)
+    nconst: int = 0  # constants the eager forwards take after x: f(x, c, d)
 
 
 # ---------------------------------------------------------------- opcodes
@@ -155,6 +156,34 @@ UNSAFE_VIEW = 57
 RESHAPE_ALIAS = 58
 CAT = 59
 STACK = 60
+# more unary elementwise ops; a second constant d, where needed, is kept as float
+# bits in the aux table (hardtanh/clamp bounds, softplus threshold)
+LOG1P = 61
+EXPM1 = 62
+LOG2 = 63
+LOG10 = 64
+EXP2 = 65
+TAN = 66
+SINH = 67
+COSH = 68
+ASIN = 69
+ACOS = 70
+ATAN = 71
+ERF = 72
+RSQRT = 73
+SIGN = 74
+FLOOR = 75
+CEIL = 76
+ROUND = 77
+TRUNC = 78
+LEAKY_RELU = 79
+ELU = 80
+GELU = 81  # c: 0 exact, 1 tanh approximation
+SILU = 82
+SOFTPLUS = 83  # c: beta, d: threshold
+HARDTANH = 84  # c: min, d: max
+LOGSIGMOID = 85
+CLAMP = 86  # c: min, d: max (+-inf when absent)
 
 
 def _py_log(x: float) -> float:
@@ -193,6 +222,87 @@ def _np_sigmoid(x):
 
 def _np_relu(x):
     return np.maximum(x, 0)
+
+
+def _np_erf(x):
+    from scipy.special import erf
+    return erf(x)
+
+
+def _np_rsqrt(x):
+    return np.reciprocal(np.sqrt(x))
+
+
+def _py_rsqrt(x):
+    return 1.0 / math.sqrt(x) if x > 0.0 else (math.inf if x == 0.0 else math.nan)
+
+
+def _py_sign(x):
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0 * x)
+
+
+def _np_leaky_relu(x, c, d):
+    return np.where(x > 0, x, x * x.dtype.type(c))
+
+
+def _py_leaky_relu(x, c, d):
+    return x if x > 0.0 else x * c
+
+
+def _np_elu(x, c, d):
+    return np.where(x > 0, x, x.dtype.type(c) * np.expm1(np.minimum(x, 0)))
+
+
+def _py_elu(x, c, d):
+    return x if x > 0.0 else c * math.expm1(x)
+
+
+def _np_gelu(x, c, d):
+    if c == 0.0:
+        return 0.5 * x * (1.0 + _np_erf(x / x.dtype.type(math.sqrt(2.0))))
+    k = x.dtype.type(math.sqrt(2.0 / math.pi))
+    return 0.5 * x * (1.0 + np.tanh(k * (x + x.dtype.type(0.044715) * x * x * x)))
+
+
+def _py_gelu(x, c, d):
+    if c == 0.0:
+        return 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0)))
+    return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def _np_silu(x, c=0.0, d=0.0):
+    return x * _np_sigmoid(x)
+
+
+def _py_silu(x, c=0.0, d=0.0):
+    return x * _py_sigmoid(x)
+
+
+def _np_softplus(x, c, d):
+    bx = x * x.dtype.type(c)
+    return np.where(bx > d, x, np.log1p(np.exp(np.minimum(bx, d))) / x.dtype.type(c))
+
+
+def _py_softplus(x, c, d):
+    return x if x * c > d else math.log1p(math.exp(c * x)) / c
+
+
+def _np_clamp(x, c, d):
+    return np.minimum(np.maximum(x, x.dtype.type(c)), x.dtype.type(d))
+
+
+def _py_clamp(x, c, d):
+    if x != x:
+        return x
+    return c if x < c else (d if x > d else x)
+
+
+def _np_logsigmoid(x):
+    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def _py_logsigmoid(x):
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
 
 
 OPS: tuple[Op, ...] = (
@@ -258,6 +368,34 @@ OPS: tuple[Op, ...] = (
     # many operands: aux = [k, then per operand: record, its strided map into the output]
     Op(CAT, "cat", "CatBackward0", CONCAT, 0),
     Op(STACK, "stack", "StackBackward0", CONCAT, 0),
+    Op(LOG1P, "log1p", "Log1PBackward0", UNARY, IN, np.log1p, math.log1p),
+    Op(EXPM1, "expm1", "Expm1Backward0", UNARY, OUT, np.expm1, math.expm1),
+    Op(LOG2, "log2", "Log2Backward0", UNARY, IN, np.log2, math.log2),
+    Op(LOG10, "log10", "Log10Backward0", UNARY, IN, np.log10, math.log10),
+    Op(EXP2, "exp2", "Exp2Backward0", UNARY, OUT, np.exp2, lambda x: 2.0**x),
+    Op(TAN, "tan", "TanBackward0", UNARY, OUT, np.tan, math.tan),
+    Op(SINH, "sinh", "SinhBackward0", UNARY, IN, np.sinh, math.sinh),
+    Op(COSH, "cosh", "CoshBackward0", UNARY, IN, np.cosh, math.cosh),
+    Op(ASIN, "asin", "AsinBackward0", UNARY, IN, np.arcsin, math.asin),
+    Op(ACOS, "acos", "AcosBackward0", UNARY, IN, np.arccos, math.acos),
+    Op(ATAN, "atan", "AtanBackward0", UNARY, IN, np.arctan, math.atan),
+    Op(ERF, "erf", "ErfBackward0", UNARY, IN, _np_erf, math.erf),
+    Op(RSQRT, "rsqrt", "RsqrtBackward0", UNARY, OUT, _np_rsqrt, _py_rsqrt),
+    Op(SIGN, "sign", "SignBackward0", UNARY, 0, np.sign, _py_sign),
+    Op(FLOOR, "floor", "FloorBackward0", UNARY, 0, np.floor, math.floor),
+    Op(CEIL, "ceil", "CeilBackward0", UNARY, 0, np.ceil, math.ceil),
+    Op(ROUND, "round", "RoundBackward0", UNARY, 0, np.round, round),
+    Op(TRUNC, "trunc", "TruncBackward0", UNARY, 0, np.trunc, math.trunc),
+    Op(LEAKY_RELU, "leaky_relu", "LeakyReluBackward0", UNARY, IN, _np_leaky_relu,
+       _py_leaky_relu, 1),
+    Op(ELU, "elu", "EluBackward0", UNARY, IN, _np_elu, _py_elu, 1),
+    Op(GELU, "gelu", "GeluBackward0", UNARY, IN, _np_gelu, _py_gelu, 1),
+    Op(SILU, "silu", "SiluBackward0", UNARY, IN, _np_silu, _py_silu),
+    Op(SOFTPLUS, "softplus", "SoftplusBackward0", UNARY, IN, _np_softplus, _py_softplus, 2),
+    Op(HARDTANH, "hardtanh", "HardtanhBackward0", UNARY, IN, _np_clamp, _py_clamp, 2),
+    Op(LOGSIGMOID, "logsigmoid", "LogSigmoidBackward0", UNARY, IN, _np_logsigmoid,
+       _py_logsigmoid),
+    Op(CLAMP, "clamp", "ClampBackward1", UNARY, IN, _np_clamp, _py_clamp, 2),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -272,7 +410,8 @@ def check_tables() -> None:
     for i, o in enumerate(OPS):
         if o.code != i:
             raise AssertionError(f"OPS[{i}] holds opcode {o.code} ({o.name})")
-        if o.kind in (UNARY, BINARY) and o.np_fn is None and o.code not in _SCALAR_OPERAND_OPS:
+        if o.kind == UNARY and o.code not in _SCALAR_OPERAND_OPS and (
+                o.np_fn is None or o.py_fn is None):
             raise AssertionError(f"{o.name} has no eager forward")
     if len(KIND) != len(OPS) or len(SAVES) != len(OPS):
         raise AssertionError("derived tables out of date")
@@ -290,8 +429,18 @@ check_tables()
 _j = njit(inline="always", **NJIT)
 
 
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_PI = math.sqrt(2.0 / math.pi)
+_2_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
 @_j
-def _unary_f(op, x, c):
+def _unary_f(op, x, c, d):
+    if op >= LOG1P:
+        return _unary_f2(op, x, c, d)
     if op == NEG:
         return -x
     if op == EXP:
@@ -332,7 +481,125 @@ def _unary_f(op, x, c):
 
 
 @_j
-def _unary_b(op, g, x, y, c):
+def _unary_f2(op, x, c, d):
+    if op == LOG1P:
+        return math.log1p(x) if x > -1.0 else (-math.inf if x == -1.0 else math.nan)
+    if op == EXPM1:
+        return math.expm1(x)
+    if op == LOG2:
+        return math.log2(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
+    if op == LOG10:
+        return math.log10(x) if x > 0.0 else (-math.inf if x == 0.0 else math.nan)
+    if op == EXP2:
+        return 2.0**x
+    if op == TAN:
+        return math.tan(x)
+    if op == SINH:
+        return math.sinh(x)
+    if op == COSH:
+        return math.cosh(x)
+    if op == ASIN:
+        return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
+    if op == ACOS:
+        return math.acos(x) if -1.0 <= x <= 1.0 else math.nan
+    if op == ATAN:
+        return math.atan(x)
+    if op == ERF:
+        return math.erf(x)
+    if op == RSQRT:
+        return 1.0 / math.sqrt(x) if x > 0.0 else (math.inf if x == 0.0 else math.nan)
+    if op == SIGN:
+        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0 * x)
+    if op == FLOOR:
+        return math.floor(x) if math.isfinite(x) else x
+    if op == CEIL:
+        return math.ceil(x) if math.isfinite(x) else x
+    if op == ROUND:
+        return np.round(x)  # half to even, as PyTorch
+    if op == TRUNC:
+        return math.trunc(x) if math.isfinite(x) else x
+    if op == LEAKY_RELU:
+        return x if x > 0.0 else x * c
+    if op == ELU:
+        return x if x > 0.0 else c * math.expm1(x)
+    if op == GELU:
+        if c == 0.0:
+            return 0.5 * x * (1.0 + math.erf(x / _SQRT_2))
+        return 0.5 * x * (1.0 + math.tanh(_SQRT_2_PI * (x + 0.044715 * x * x * x)))
+    if op == SILU:
+        return x / (1.0 + math.exp(-x))
+    if op == SOFTPLUS:
+        return x if x * c > d else math.log1p(math.exp(c * x)) / c
+    if op == HARDTANH:
+        return c if x < c else (d if x > d else x)
+    if op == LOGSIGMOID:
+        return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+    # CLAMP: nan stays nan
+    return c if x < c else (d if x > d else x)
+
+
+@_j
+def _unary_b2(op, g, x, y, c, d):
+    if op == LOG1P:
+        return g / (1.0 + x)
+    if op == EXPM1:
+        return g * (y + 1.0)
+    if op == LOG2:
+        return g / (x * _LN2)
+    if op == LOG10:
+        return g / (x * _LN10)
+    if op == EXP2:
+        return g * y * _LN2
+    if op == TAN:
+        return g * (1.0 + y * y)
+    if op == SINH:
+        return g * math.cosh(x)
+    if op == COSH:
+        return g * math.sinh(x)
+    if op == ASIN:
+        return g / math.sqrt(1.0 - x * x)
+    if op == ACOS:
+        return -g / math.sqrt(1.0 - x * x)
+    if op == ATAN:
+        return g / (1.0 + x * x)
+    if op == ERF:
+        return g * _2_SQRT_PI * math.exp(-x * x)
+    if op == RSQRT:
+        return -0.5 * g * y * y * y
+    if op <= TRUNC:  # SIGN, FLOOR, CEIL, ROUND, TRUNC: zero almost everywhere
+        return 0.0
+    if op == LEAKY_RELU:
+        return g if x > 0.0 else g * c
+    if op == ELU:
+        return g if x > 0.0 else g * c * math.exp(x)
+    if op == GELU:
+        if c == 0.0:
+            cdf = 0.5 * (1.0 + math.erf(x / _SQRT_2))
+            return g * (cdf + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x))
+        inner = _SQRT_2_PI * (x + 0.044715 * x * x * x)
+        t = math.tanh(inner)
+        return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_PI *
+                    (1.0 + 3.0 * 0.044715 * x * x))
+    if op == SILU:
+        s = 1.0 / (1.0 + math.exp(-x))
+        return g * s * (1.0 + x * (1.0 - s))
+    if op == SOFTPLUS:
+        if x * c > d:
+            return g
+        z = math.exp(x * c)
+        return g * z / (z + 1.0)
+    if op == HARDTANH:
+        return 0.0 if (x <= c or x >= d) else g
+    if op == LOGSIGMOID:
+        return g / (1.0 + math.exp(x))  # g * sigmoid(-x); exp overflow gives 0, as it should
+    # CLAMP: the gradient passes where min <= x <= max
+    return g if (c <= x <= d) else 0.0
+
+
+@_j
+def _unary_b(op, g, x, y, c, d):
+    if op >= LOG1P:
+        return _unary_b2(op, g, x, y, c, d)
     if op == NEG:
         return -g
     if op == EXP:
@@ -536,6 +803,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
     """
     nh = 0
     nfree = 0
+    auxf = auxi.view(np.float64)  # aux entries of float constants are stored as bits
     i = start
     while i >= 0 and pending > 0:
         f = flags[i]
@@ -566,6 +834,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         ra = a[i]
         rb = b[i]
         cc = c[i]
+        dd = auxf[aux[i]] if kd == UNARY and aux[i] >= 0 else 0.0
         if n[i] == 1 and kd <= GATHER:
             # one element: work on the val/adj columns directly, no array views
             g0 = adj[i]
@@ -589,7 +858,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     pending += 1
                 if g0 != 0.0:
                     if kd == UNARY:
-                        adj[ra] += _unary_b(o, g0, val[ra], val[i], cc)
+                        adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
                     else:
                         adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i])
             if kd == BINARY and op[rb] != CONST:
@@ -614,7 +883,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 for k in range(g.size):
                     if g[k] != 0.0:
-                        gx[k] += _unary_b(o, g[k], x[k], y[k], cc)
+                        gx[k] += _unary_b(o, g[k], x[k], y[k], cc, dd)
         elif kd == BINARY:
             x = _view(ra, n, off, val, bulk)
             z = _view(rb, n, off, val, bulk)

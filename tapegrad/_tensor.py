@@ -354,18 +354,22 @@ _INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
 # ops whose NumPy forms warn on domain errors/overflow, where PyTorch is silent;
 # np.errstate costs ~1 us, so only these pay for it
 _MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC, T.POWC,
-                       T.RPOWC))
+                       T.RPOWC, T.LOG1P, T.EXPM1, T.LOG2, T.LOG10, T.EXP2, T.TAN, T.SINH,
+                       T.COSH, T.ASIN, T.ACOS, T.RSQRT, T.ELU, T.GELU, T.SILU, T.SOFTPLUS,
+                       T.LOGSIGMOID, T.SIGMOID))
 
 
-def _unary(x, op):
+def _unary(x, op, c=0.0, d=0.0):
+    """An elementwise op; c, d: the op's constants (slope, bounds, beta...)."""
     spec = T.OPS[op]
     v = x._v
     if v is not None:
-        y = spec.py_fn(v)
+        y = builtins.float(spec.py_fn(v) if not spec.nconst else spec.py_fn(v, c, d))
         if x._rg and state.grad_enabled:
             seg = E.current()
             ra = x._rec if x._seg is seg else _ref(seg, x)
-            return _result(y, D.float64, seg, seg.record(op, ra, -1, 0.0, y))
+            aux = -1 if spec.nconst < 2 else seg.add_aux(_float_bits(d))
+            return _result(y, D.float64, seg, seg.record(op, ra, -1, c, y, aux))
         return _result(y, D.float64)
     dt = x._dt
     a = x._a
@@ -376,14 +380,22 @@ def _unary(x, op):
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
                            "are trying to invert a mask, use the `~` or `logical_not()` operator "
                            "instead.")
+    fn = spec.np_fn if not spec.nconst else (lambda a: spec.np_fn(a, c, d))
     if op in _MAY_WARN:
         with np.errstate(all="ignore"):
-            y = _out(spec.np_fn(a), dt)
+            y = _out(fn(a), dt)
     else:
-        y = _out(spec.np_fn(a), dt)
+        y = _out(fn(a), dt)
     if x._rg and state.grad_enabled:
-        return _record_result(op, y, dt, (x,))
+        if spec.nconst == 2:
+            return _record_result(op, y, dt, (x,), c=c, aux_ints=_float_bits(d))
+        return _record_result(op, y, dt, (x,), c=c)
     return _result(y, dt)
+
+
+def _float_bits(d):
+    """A float constant for the int aux table (the sweep reads it through a float view)."""
+    return [int(np.float64(d).view(np.int64))]
 
 
 _CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC}
@@ -1252,6 +1264,89 @@ class Tensor:
     def reciprocal(self):
         return _unary(self, T.RECIPROCAL)
 
+    def log1p(self):
+        return _unary(self, T.LOG1P)
+
+    def expm1(self):
+        return _unary(self, T.EXPM1)
+
+    def log2(self):
+        return _unary(self, T.LOG2)
+
+    def log10(self):
+        return _unary(self, T.LOG10)
+
+    def exp2(self):
+        return _unary(self, T.EXP2)
+
+    def tan(self):
+        return _unary(self, T.TAN)
+
+    def sinh(self):
+        return _unary(self, T.SINH)
+
+    def cosh(self):
+        return _unary(self, T.COSH)
+
+    def asin(self):
+        return _unary(self, T.ASIN)
+
+    def acos(self):
+        return _unary(self, T.ACOS)
+
+    def atan(self):
+        return _unary(self, T.ATAN)
+
+    arcsin = asin
+    arccos = acos
+    arctan = atan
+
+    def erf(self):
+        return _unary(self, T.ERF)
+
+    def rsqrt(self):
+        return _unary(self, T.RSQRT)
+
+    def square(self):
+        return self**2
+
+    def sign(self):
+        return _unary(self, T.SIGN)
+
+    def floor(self):
+        return _rounding(self, T.FLOOR)
+
+    def ceil(self):
+        return _rounding(self, T.CEIL)
+
+    def round(self, decimals=0):
+        if decimals:
+            scale = 10.0**decimals
+            return _rounding(self * scale, T.ROUND) / scale
+        return _rounding(self, T.ROUND)
+
+    def trunc(self):
+        return _rounding(self, T.TRUNC)
+
+    def clamp(self, min=None, max=None):
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            raise TypeError("tapegrad: clamp with tensor bounds is not supported yet")
+        if min is None and max is None:
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        lo = -math.inf if min is None else builtins.float(min)
+        hi = math.inf if max is None else builtins.float(max)
+        if not self._dt.is_floating_point:
+            return _result(_out(np.clip(_val(self), min, max), self._dt), self._dt)
+        return _unary(self, T.CLAMP, lo, hi)
+
+    clip = clamp
+
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
     # ------------------------------------------------------------ comparisons
     def __eq__(self, other):
         return _compare(np.equal, self, other)
@@ -1606,6 +1701,12 @@ class Tensor:
         else:
             src_b = src
         return _write(self, lambda: _copy_value(self, src_b), T.COPY_, src_b, None)
+
+
+def _rounding(x, op):
+    if not x._dt.is_floating_point:
+        return x.clone()
+    return _unary(x, op)
 
 
 def _val64_of(view):
