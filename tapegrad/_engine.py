@@ -34,7 +34,7 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj",
                  "nbulk",
                  "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
-                 "nodes", "dead", "__weakref__")
+                 "nodes", "names", "edges", "dead", "__weakref__")
 
     def __init__(self):
         try:
@@ -72,6 +72,8 @@ class Segment:
         self.retained = {}  # record -> tensor that called retain_grad()
         self.modified = {}  # record -> (tensor, version it had when recorded)
         self.nodes = {}  # record -> Node, so grad_fn is the same object each time
+        self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
+        self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
 
     # ------------------------------------------------------------ recording

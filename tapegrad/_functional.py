@@ -2,6 +2,53 @@
 from __future__ import annotations
 
 from . import _tape as T
+from ._library import (  # noqa: F401
+    addmm,
+    amax,
+    amin,
+    argmax,
+    argmin,
+    atan2,
+    baddbmm,
+    bmm,
+    broadcast_tensors,
+    broadcast_to,
+    chunk,
+    cumprod,
+    cumsum,
+    diagonal,
+    einsum,
+    flip,
+    fmod,
+    gather,
+    index_select,
+    lerp,
+    log_softmax,  # noqa: F401
+    logsumexp,
+    masked_fill,
+    masked_select,
+    max,
+    maximum,
+    min,
+    minimum,
+    narrow,
+    outer,
+    prod,
+    remainder,
+    roll,
+    scatter,
+    scatter_add,
+    softmax,
+    split,
+    std,
+    tile,
+    tril,
+    triu,
+    unbind,
+    unflatten,
+    var,
+    where,
+)
 from ._tensor import Tensor, _binary, _unary, cat, concat, concatenate, stack, tensor
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
@@ -11,7 +58,13 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "gt", "ge", "equal", "all", "any", "numel", "is_floating_point", "cat", "concat",
            "concatenate", "stack", "log1p", "expm1", "log2", "log10", "exp2", "tan", "sinh",
            "cosh", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "erf", "rsqrt", "square",
-           "sign", "floor", "ceil", "round", "trunc", "clamp", "clip"]
+           "sign", "floor", "ceil", "round", "trunc", "clamp", "clip", "addmm", "amax", "amin",
+           "argmax", "argmin", "atan2", "baddbmm", "bmm", "broadcast_tensors", "broadcast_to",
+           "chunk", "cumprod", "cumsum", "diagonal", "einsum", "flip", "fmod", "gather",
+           "index_select", "lerp", "logsumexp", "masked_fill", "masked_select", "max", "maximum",
+           "min", "minimum", "narrow", "outer", "prod", "remainder", "roll", "scatter",
+           "scatter_add", "softmax", "split", "std", "tile", "tril", "triu", "unbind",
+           "unflatten", "var", "where", "log_softmax"]
 
 
 def _t(x):
@@ -181,12 +234,12 @@ def equal(input, other) -> bool:
     return input.equal(other)
 
 
-def all(input):
-    return input.all()
+def all(input, dim=None, keepdim=False):
+    return input.all(dim, keepdim)
 
 
-def any(input):
-    return input.any()
+def any(input, dim=None, keepdim=False):
+    return input.any(dim, keepdim)
 
 
 def numel(input):

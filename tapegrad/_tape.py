@@ -64,7 +64,8 @@ MODIFIED = 4
 CAPTURE = 8
 
 # kinds: how the sweep treats a record
-SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT = range(11)
+(SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT, MASK, EXTREME,
+ PRODUCT, SCAN, SCATTERADD) = range(16)
 
 # what an op saves for backward (PyTorch's saved variables), as bits: sweeping
 # a freed record that saves anything is an error; a saved input or output
@@ -184,6 +185,44 @@ SOFTPLUS = 83  # c: beta, d: threshold
 HARDTANH = 84  # c: min, d: max
 LOGSIGMOID = 85
 CLAMP = 86  # c: min, d: max (+-inf when absent)
+FMODC = 87
+REMAINDERC = 88
+MAXIMUM = 89
+MINIMUM = 90
+ATAN2 = 91
+FMOD = 92
+REMAINDER = 93
+LERP = 94  # c: the weight
+# MASK: c is the record of a 0/1 mask; out = where(mask, a, b) (b = -1: zeros)
+WHERE = 95
+TRIL = 96
+TRIU = 97
+# EXTREME: max/min over a map (aux) or everything (aux = -1); ties share the gradient
+AMAX = 98
+AMIN = 99
+MAXALL = 100
+MINALL = 101
+# more gathers through explicit or strided maps
+MAXDIM = 102
+MINDIM = 103
+GATHERX = 104
+INDEX_SELECT = 105
+MASKED_SELECT = 106
+REPEAT = 107
+ROLL = 108
+FLIP = 109
+SPLIT = 110
+SPLIT_SIZES = 111
+UNBIND = 112
+DIAGONAL = 113
+PROD = 114
+PRODDIM = 115
+CUMSUM = 116  # SCAN: aux = [outer, length, inner]
+CUMPROD = 117
+SCATTER = 118  # SETITEM kind: the map sends b's elements to positions of a
+MASKED_FILL = 119
+SCATTER_ADD = 120
+BMM = 121  # MATMUL kind, aux = [m, k, n, batch]
 
 
 def _py_log(x: float) -> float:
@@ -396,6 +435,41 @@ OPS: tuple[Op, ...] = (
     Op(LOGSIGMOID, "logsigmoid", "LogSigmoidBackward0", UNARY, IN, _np_logsigmoid,
        _py_logsigmoid),
     Op(CLAMP, "clamp", "ClampBackward1", UNARY, IN, _np_clamp, _py_clamp, 2),
+    Op(FMODC, "fmod", "FmodBackward0", UNARY, 0),
+    Op(REMAINDERC, "remainder", "RemainderBackward0", UNARY, 0),
+    Op(MAXIMUM, "maximum", "MaximumBackward0", BINARY, IN),
+    Op(MINIMUM, "minimum", "MinimumBackward0", BINARY, IN),
+    Op(ATAN2, "atan2", "Atan2Backward0", BINARY, IN),
+    Op(FMOD, "fmod", "FmodBackward1", BINARY, IN),
+    Op(REMAINDER, "remainder", "RemainderBackward1", BINARY, IN),
+    Op(LERP, "lerp", "LerpBackward0", BINARY, 0),
+    Op(WHERE, "where", "WhereBackward0", MASK, CON),
+    Op(TRIL, "tril", "TrilBackward0", MASK, 0),
+    Op(TRIU, "triu", "TriuBackward0", MASK, 0),
+    Op(AMAX, "amax", "AmaxBackward0", EXTREME, IO),
+    Op(AMIN, "amin", "AminBackward0", EXTREME, IO),
+    Op(MAXALL, "max", "MaxBackward1", EXTREME, IO),
+    Op(MINALL, "min", "MinBackward1", EXTREME, IO),
+    Op(MAXDIM, "max", "MaxBackward0", GATHER, CON),
+    Op(MINDIM, "min", "MinBackward0", GATHER, CON),
+    Op(GATHERX, "gather", "GatherBackward0", GATHER, CON),
+    Op(INDEX_SELECT, "index_select", "IndexSelectBackward0", GATHER, CON),
+    Op(MASKED_SELECT, "masked_select", "MaskedSelectBackward0", GATHER, CON),
+    Op(REPEAT, "repeat", "RepeatBackward0", GATHER, 0),
+    Op(ROLL, "roll", "RollBackward0", GATHER, 0),
+    Op(FLIP, "flip", "FlipBackward0", GATHER, 0),
+    Op(SPLIT, "split", "SplitBackward0", GATHER, 0),
+    Op(SPLIT_SIZES, "split", "SplitWithSizesBackward0", GATHER, 0),
+    Op(UNBIND, "unbind", "UnbindBackward0", GATHER, 0),
+    Op(DIAGONAL, "diagonal", "DiagonalBackward0", GATHER, 0),
+    Op(PROD, "prod", "ProdBackward0", PRODUCT, IO),
+    Op(PRODDIM, "prod", "ProdBackward1", PRODUCT, IO),
+    Op(CUMSUM, "cumsum", "CumsumBackward0", SCAN, 0),
+    Op(CUMPROD, "cumprod", "CumprodBackward0", SCAN, IO),
+    Op(SCATTER, "scatter", "ScatterBackward0", SETITEM, CON),
+    Op(MASKED_FILL, "masked_fill", "MaskedFillBackward0", SETITEM, CON),
+    Op(SCATTER_ADD, "scatter_add", "ScatterAddBackward0", SCATTERADD, CON),
+    Op(BMM, "bmm", "BmmBackward0", MATMUL, IN),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -419,7 +493,9 @@ def check_tables() -> None:
 
 _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLONE, VIEW,
                                  ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH,
-                                 SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS))
+                                 SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS,
+                                 FMODC, REMAINDERC, MAXIMUM, MINIMUM, ATAN2, FMOD, REMAINDER,
+                                 LERP))
 check_tables()
 
 # ------------------------------------------------ elementwise rules, per op
@@ -534,6 +610,10 @@ def _unary_f2(op, x, c, d):
         return c if x < c else (d if x > d else x)
     if op == LOGSIGMOID:
         return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+    if op == FMODC:
+        return math.fmod(x, c)
+    if op == REMAINDERC:
+        return x - math.floor(x / c) * c
     # CLAMP: nan stays nan
     return c if x < c else (d if x > d else x)
 
@@ -592,6 +672,8 @@ def _unary_b2(op, g, x, y, c, d):
         return 0.0 if (x <= c or x >= d) else g
     if op == LOGSIGMOID:
         return g / (1.0 + math.exp(x))  # g * sigmoid(-x); exp overflow gives 0, as it should
+    if op == FMODC or op == REMAINDERC:
+        return g
     # CLAMP: the gradient passes where min <= x <= max
     return g if (c <= x <= d) else 0.0
 
@@ -641,7 +723,19 @@ def _unary_b(op, g, x, y, c, d):
 
 
 @_j
-def _binary_f(op, x, z):
+def _binary_f(op, x, z, c):
+    if op == MAXIMUM:
+        return x if x > z or x != x else z
+    if op == MINIMUM:
+        return x if x < z or x != x else z
+    if op == ATAN2:
+        return math.atan2(x, z)
+    if op == FMOD:
+        return math.fmod(x, z)
+    if op == REMAINDER:
+        return x - math.floor(x / z) * z
+    if op == LERP:
+        return x + c * (z - x)
     if op == ADD:
         return x + z
     if op == SUB:
@@ -654,8 +748,16 @@ def _binary_f(op, x, z):
 
 
 @_j
-def _binary_ba(op, g, x, z, y):
+def _binary_ba(op, g, x, z, y, c):
     """Adjoint contribution to the first operand."""
+    if op == MAXIMUM:
+        return g if x > z else (0.5 * g if x == z else 0.0)  # ties share, as PyTorch
+    if op == MINIMUM:
+        return g if x < z else (0.5 * g if x == z else 0.0)
+    if op == ATAN2:
+        return g * z / (x * x + z * z)
+    if op == LERP:
+        return g * (1.0 - c)
     if op == MUL:
         return g * z
     if op == DIV:
@@ -668,8 +770,20 @@ def _binary_ba(op, g, x, z, y):
 
 
 @_j
-def _binary_bb(op, g, x, z, y):
+def _binary_bb(op, g, x, z, y, c):
     """Adjoint contribution to the second operand."""
+    if op == MAXIMUM:
+        return g if z > x else (0.5 * g if x == z else 0.0)
+    if op == MINIMUM:
+        return g if z < x else (0.5 * g if x == z else 0.0)
+    if op == ATAN2:
+        return -g * x / (x * x + z * z)
+    if op == FMOD:
+        return -g * math.trunc(x / z)
+    if op == REMAINDER:
+        return -g * math.floor(x / z)
+    if op == LERP:
+        return g * c
     if op == SUB:
         return -g
     if op == MUL:
@@ -860,7 +974,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     if kd == UNARY:
                         adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
                     else:
-                        adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i])
+                        adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
             if kd == BINARY and op[rb] != CONST:
                 if sv & SAVE_IN and flags[ra] & MODIFIED:
                     return ERR_MODIFIED, ra, nfree, nh
@@ -869,7 +983,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     flags[rb] |= REACHED
                     pending += 1
                 if g0 != 0.0:
-                    adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i])
+                    adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], cc)
             i -= 1
             continue
         g = _view(i, n, off, adj, badj)
@@ -894,7 +1008,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 for k in range(g.size):
                     if g[k] != 0.0:
-                        gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k])
+                        gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k], cc)
             if op[rb] != CONST:
                 if sv & SAVE_IN and flags[ra] & MODIFIED:
                     return ERR_MODIFIED, ra, nfree, nh
@@ -902,7 +1016,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 for k in range(g.size):
                     if g[k] != 0.0:
-                        gz[k] += _binary_bb(o, g[k], x[k], z[k], y[k])
+                        gz[k] += _binary_bb(o, g[k], x[k], z[k], y[k], cc)
         elif kd == GATHER:
             if op[ra] != CONST:
                 gx, new = _target(ra, n, off, adj, badj, flags)
@@ -946,21 +1060,28 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             mm = auxi[at]
             kk = auxi[at + 1]
             nn = auxi[at + 2]
+            nb = auxi[at + 3]
             x = _view(ra, n, off, val, bulk)
             z = _view(rb, n, off, val, bulk)
-            g2 = g.reshape((mm, nn))
+            g3 = g.reshape((nb, mm, nn))
             if op[ra] != CONST:
                 if flags[rb] & MODIFIED:
                     return ERR_MODIFIED, rb, nfree, nh
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
-                gx.reshape((mm, kk))[:, :] += np.dot(g2, z.reshape((kk, nn)).T)
+                gx3 = gx.reshape((nb, mm, kk))
+                z3 = z.reshape((nb, kk, nn))
+                for q in range(nb):
+                    gx3[q] += np.dot(g3[q], z3[q].T)
             if op[rb] != CONST:
                 if flags[ra] & MODIFIED:
                     return ERR_MODIFIED, ra, nfree, nh
                 gz, new = _target(rb, n, off, adj, badj, flags)
                 pending += new
-                gz.reshape((kk, nn))[:, :] += np.dot(x.reshape((mm, kk)).T, g2)
+                gz3 = gz.reshape((nb, kk, nn))
+                x3 = x.reshape((nb, mm, kk))
+                for q in range(nb):
+                    gz3[q] += np.dot(x3[q].T, g3[q])
         elif kd == SETITEM:
             # out = a with the mapped positions replaced by b
             m = index_map(auxi, aux[i])
@@ -980,6 +1101,106 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     gz[k] += g[m[k]]
         elif kd == FILL:
             pass  # the old value does not reach the output
+        elif kd == MASK:
+            mask = _view(int(cc), n, off, val, bulk)
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    if mask[k] != 0.0:
+                        gx[k] += g[k]
+            if rb >= 0 and op[rb] != CONST:
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    if mask[k] == 0.0:
+                        gz[k] += g[k]
+        elif kd == EXTREME:
+            if op[ra] != CONST:
+                if flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                x = _view(ra, n, off, val, bulk)
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                if aux[i] < 0:
+                    m = np.zeros(x.size, dtype=np.int64)
+                else:
+                    m = index_map(auxi, aux[i])
+                ties = np.zeros(g.size)
+                for k in range(x.size):
+                    if x[k] == y[m[k]]:
+                        ties[m[k]] += 1.0
+                for k in range(x.size):
+                    j = m[k]
+                    if x[k] == y[j]:
+                        gx[k] += g[j] / ties[j]
+        elif kd == PRODUCT:
+            if op[ra] != CONST:
+                if flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                x = _view(ra, n, off, val, bulk)
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                if aux[i] < 0:
+                    m = np.zeros(x.size, dtype=np.int64)
+                else:
+                    m = index_map(auxi, aux[i])
+                # product of the other elements of each group, exact with zeros
+                zeros = np.zeros(g.size, dtype=np.int64)
+                nonzero = np.ones(g.size)
+                for k in range(x.size):
+                    if x[k] == 0.0:
+                        zeros[m[k]] += 1
+                    else:
+                        nonzero[m[k]] *= x[k]
+                for k in range(x.size):
+                    j = m[k]
+                    if zeros[j] == 0:
+                        gx[k] += g[j] * nonzero[j] / x[k]
+                    elif zeros[j] == 1 and x[k] == 0.0:
+                        gx[k] += g[j] * nonzero[j]
+        elif kd == SCAN:
+            if op[ra] != CONST:
+                at = aux[i]
+                outer = auxi[at]
+                length = auxi[at + 1]
+                inner = auxi[at + 2]
+                x = _view(ra, n, off, val, bulk)
+                if o == CUMPROD and flags[ra] & MODIFIED:
+                    return ERR_MODIFIED, ra, nfree, nh
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for p in range(outer):
+                    for q in range(inner):
+                        base = p * length * inner + q
+                        if o == CUMSUM:  # reverse cumulative sum of g
+                            acc = 0.0
+                            for t in range(length - 1, -1, -1):
+                                acc += g[base + t * inner]
+                                gx[base + t * inner] += acc
+                        else:  # CUMPROD: d y_t / d x_s = prod_{r<s} x_r * prod_{s<r<=t} x_r
+                            pre = 1.0  # no division: exact when some x are zero
+                            for s in range(length):
+                                acc = 0.0
+                                suf = 1.0
+                                for t in range(s, length):
+                                    if t > s:
+                                        suf *= x[base + t * inner]
+                                    acc += g[base + t * inner] * suf
+                                gx[base + s * inner] += acc * pre
+                                pre *= x[base + s * inner]
+        elif kd == SCATTERADD:
+            m = index_map(auxi, aux[i])
+            if op[ra] != CONST:
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for k in range(g.size):
+                    gx[k] += g[k]
+            if op[rb] != CONST:
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
+                for k in range(m.size):
+                    gz[k] += g[m[k]]
         elif kd == CONCAT:
             at = aux[i]
             pos = at + 1

@@ -398,9 +398,11 @@ def _float_bits(d):
     return [int(np.float64(d).view(np.int64))]
 
 
-_CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC}
+_CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC,
+             T.FMOD: T.FMODC, T.REMAINDER: T.REMAINDERC}
 _NP_BINARY = {T.ADD: np.add, T.SUB: np.subtract, T.MUL: np.multiply, T.DIV: np.true_divide,
-              T.POW: np.power}
+              T.POW: np.power, T.MAXIMUM: np.maximum, T.MINIMUM: np.minimum,
+              T.ATAN2: np.arctan2, T.FMOD: np.fmod, T.REMAINDER: np.remainder}
 
 
 def _number(y):
@@ -425,7 +427,7 @@ def _binary(op, x, y, reverse=False):
         x, y = y, x
     xv = x._v
     yv = y._v
-    if xv is not None and yv is not None and op != T.POW:  # both 0-d float64
+    if xv is not None and yv is not None and T.ADD <= op <= T.DIV:  # + - * / on 0-d float64
         if op == T.ADD:
             v = xv + yv
         elif op == T.MUL:
@@ -443,7 +445,7 @@ def _binary(op, x, y, reverse=False):
     dt = x._dt
     if dt is not y._dt:
         dt = D.result_type((x, y))
-    if op == T.DIV and not dt.is_floating_point:
+    if (op == T.DIV or op == T.ATAN2) and not dt.is_floating_point:
         dt = D.get_default_dtype()
     if dt is D.bool_ and op == T.SUB:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -706,12 +708,13 @@ class Node:
     @property
     def next_functions(self):
         seg = self._seg
-        out = []
-        for r in seg.operands(self._rec):
-            if r < 0:
-                continue
-            out.append((_node_for(seg, _visible(seg, r)), 0))
-        return tuple(out)
+        r = self._rec
+        edges = seg.edges.get(r)
+        if edges is None:
+            edges = _frontier(seg, r)
+            if seg.opcode(r) in _SCALAR_EDGE:
+                edges.append(-1)  # PyTorch lists the Python number as (None, 0)
+        return tuple((_node_for(seg, _visible(seg, e)) if e >= 0 else None, 0) for e in edges)
 
     @property
     def metadata(self) -> dict:
@@ -745,13 +748,33 @@ def _node_class(name):
     return cls
 
 
+_SCALAR_EDGE = frozenset((T.ADDC, T.SUBC, T.MULC, T.DIVC))
+
+
+def _hidden(seg, r):
+    """Records a user never sees as nodes: operand broadcasting and refreshes."""
+    op = seg.opcode(r)
+    return op == T.BROADCAST or op == T.REFRESH
+
+
+def _frontier(seg, r):
+    """The visible records feeding r, looking through hidden ones, in operand order."""
+    out = []
+    for o in seg.operands(r):
+        if o < 0:
+            continue
+        if _hidden(seg, o):
+            out.extend(_frontier(seg, o))
+        else:
+            out.append(o)
+    return out
+
+
 def _visible(seg, r):
-    """Skip hidden records (operand broadcasting, refreshes) to the visible one below."""
-    while True:
-        op = seg.opcode(r)
-        if op not in (T.BROADCAST, T.REFRESH):
-            return r
+    """r, or the visible record below a hidden single-operand chain."""
+    while _hidden(seg, r):
         r = seg.operands(r)[0]
+    return r
 
 
 def _node_for(seg, r):
@@ -766,7 +789,7 @@ def _node_for(seg, r):
         return src.grad_fn if src is not None else None
     node = seg.nodes.get(r)
     if node is None:
-        node = _new(_node_class(T.GRAD_FN[op]))
+        node = _new(_node_class(seg.names.get(r) or T.GRAD_FN[op]))
         node._seg = seg
         node._rec = r
         seg.nodes[r] = node
@@ -1399,11 +1422,11 @@ class Tensor:
     def __or__(self, other):
         return _result(_out(np.logical_or(_val(self), _val(other)), D.bool_), D.bool_)
 
-    def all(self):
-        return _result(np.asarray(np.all(_val(self))), D.bool_)
+    def all(self, dim=None, keepdim=False):
+        return L.all(self, dim, keepdim)
 
-    def any(self):
-        return _result(np.asarray(np.any(_val(self))), D.bool_)
+    def any(self, dim=None, keepdim=False):
+        return L.any(self, dim, keepdim)
 
     # ------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False, *, dtype=None):
@@ -1418,7 +1441,7 @@ class Tensor:
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         if p not in ("fro", 2, 2.0):
-            raise ValueError(f"tapegrad: norm(p={p!r}) is not supported yet; p=2 is")
+            return L.norm(self, p, dim, keepdim, dtype)
         if not self._dt.is_floating_point:
             raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
                                f"input. Got {_SHORT[self._dt.name]}")
@@ -1434,6 +1457,144 @@ class Tensor:
             aux = None if full else _reduce_map(self.shape, dims)
             return _record_result(T.NORM2, out, self._dt, (self,), aux_ints=aux)
         return _result(out, self._dt)
+
+    # ------------------------------------------------------------ library ops (_library)
+    def maximum(self, other):
+        return L.maximum(self, other)
+
+    def minimum(self, other):
+        return L.minimum(self, other)
+
+    def atan2(self, other):
+        return L.atan2(self, other)
+
+    arctan2 = atan2
+
+    def fmod(self, other):
+        return L.fmod(self, other)
+
+    def remainder(self, other):
+        return L.remainder(self, other)
+
+    def __mod__(self, other):
+        return L.remainder(self, other)
+
+    def lerp(self, end, weight):
+        return L.lerp(self, end, weight)
+
+    def where(self, condition, other):
+        return L.where(condition, self, other)
+
+    def tril(self, diagonal=0):
+        return L.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return L.triu(self, diagonal)
+
+    def amax(self, dim=(), keepdim=False):
+        return L.amax(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return L.amin(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return L.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        return L.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return L.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return L.argmin(self, dim, keepdim)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        return L.prod(self, dim, keepdim, dtype=dtype)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return L.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return L.std(self, dim, unbiased, keepdim, correction=correction)
+
+    def logsumexp(self, dim, keepdim=False):
+        return L.logsumexp(self, dim, keepdim)
+
+    def softmax(self, dim, dtype=None):
+        return L.softmax(self, dim, dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        return L.log_softmax(self, dim, dtype)
+
+    def cumsum(self, dim, *, dtype=None):
+        return L.cumsum(self, dim, dtype=dtype)
+
+    def cumprod(self, dim, *, dtype=None):
+        return L.cumprod(self, dim, dtype=dtype)
+
+    def gather(self, dim, index):
+        return L.gather(self, dim, index)
+
+    def index_select(self, dim, index):
+        return L.index_select(self, dim, index)
+
+    def masked_select(self, mask):
+        return L.masked_select(self, mask)
+
+    def masked_fill(self, mask, value):
+        return L.masked_fill(self, mask, value)
+
+    def masked_fill_(self, mask, value):
+        return _write_result(self, lambda: L.masked_fill(self, mask, value))
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return L.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_add(self, dim, index, src):
+        return L.scatter_add(self, dim, index, src)
+
+    def flip(self, *dims):
+        return L.flip(self, _shape_arg(dims, "dims"))
+
+    def roll(self, shifts, dims=None):
+        return L.roll(self, shifts, dims)
+
+    def repeat(self, *sizes):
+        return L.repeat(self, *sizes)
+
+    def tile(self, *dims):
+        return L.tile(self, _shape_arg(dims, "dims"))
+
+    def narrow(self, dim, start, length):
+        return L.narrow(self, dim, start, length)
+
+    def split(self, split_size, dim=0):
+        return L.split(self, split_size, dim)
+
+    def chunk(self, chunks, dim=0):
+        return L.chunk(self, chunks, dim)
+
+    def unbind(self, dim=0):
+        return L.unbind(self, dim)
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        return L.diagonal(self, offset, dim1, dim2)
+
+    def unflatten(self, dim, sizes):
+        return L.unflatten(self, dim, sizes)
+
+    def broadcast_to(self, size):
+        return self.expand(size)
+
+    def bmm(self, mat2):
+        return L.bmm(self, mat2)
+
+    def outer(self, vec2):
+        return L.outer(self, vec2)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        return L.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
 
     # ------------------------------------------------------------ linear algebra
     def dot(self, other):
@@ -1709,6 +1870,11 @@ def _rounding(x, op):
     return _unary(x, op)
 
 
+def _write_result(t, compute):
+    """t <- compute() in place, where compute is an out-of-place op on t."""
+    return _inplace(t, compute, None)
+
+
 def _val64_of(view):
     return view if view.dtype == np.float64 else view.astype(np.float64)
 
@@ -1930,8 +2096,7 @@ def matmul(input, other):
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D "
                            f"and {nb}D")
     if na > 2 or nb > 2:
-        raise RuntimeError("tapegrad: matmul of tensors with more than 2 dimensions is not "
-                           "supported yet")
+        return L.batched_matmul(input, other)
     if input.dtype is not other.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
                            f"{_CTYPE[input.dtype.name]} != {_CTYPE[other.dtype.name]}")
@@ -1957,7 +2122,7 @@ def matmul(input, other):
     if (input._rg or other._rg) and state.grad_enabled:
         if not dt.is_floating_point:
             raise RuntimeError("Only Tensors of floating point dtype can require gradients")
-        return _record_result(op, out, dt, (input, other), aux_ints=(m, k, n))
+        return _record_result(op, out, dt, (input, other), aux_ints=(m, k, n, 1))
     return _result(out, dt)
 
 
@@ -2307,3 +2472,6 @@ def numel(input) -> int:
 
 
 _SEQ = Sequence
+
+
+from . import _library as L  # noqa: E402  (the op library uses this module)

@@ -1,0 +1,774 @@
+"""The op library beyond the core: reductions, selection, shape ops, batched linear algebra.
+
+Each op computes eagerly with NumPy and records one primitive of ``_tape``
+(a gather through an index map, a mask, an extreme, a scan...).  Ops that
+PyTorch implements as one node but that are clearest as a composition of
+primitives (softmax, var, addmm, losses in ``nn.functional``) run inside a
+``composite``: the records they make are hidden from ``grad_fn`` and
+``next_functions`` and their output carries PyTorch's node name, at no cost
+to the sweep.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from . import _dtype as D
+from . import _engine as E
+from . import _tape as T
+from ._tensor import (
+    Tensor,
+    _binary,
+    _c_strides,
+    _dims,
+    _operand,
+    _out,
+    _record_result,
+    _reduce_map,
+    _ref,
+    _result,
+    _storage,
+    _val,
+    _wrap_dim,
+    broadcast_shapes,
+    state,
+    tensor,
+)
+
+
+class composite:
+    """Run a composition of primitives as one PyTorch node named ``name``.
+
+    ``with composite("MseLossBackward0", (input, target)) as c: out = c.output(...)``:
+    the output's grad_fn is named ``name`` and its next_functions are the
+    declared inputs' nodes (None for those that don't require grad).
+    """
+
+    def __init__(self, name: str, inputs=()):
+        self.name = name
+        self.inputs = inputs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def output(self, t: Tensor) -> Tensor:
+        seg = t._seg
+        if seg is not None and not seg.dead:
+            seg.names[t._rec] = self.name
+            seg.edges[t._rec] = tuple(_ref(seg, x) if isinstance(x, Tensor) and x._rg else -1
+                                      for x in self.inputs)
+        return t
+
+
+def _recording(*ts) -> bool:
+    return state.grad_enabled and builtins.any(isinstance(t, Tensor) and t._rg for t in ts)
+
+
+def _explicit(offsets) -> np.ndarray:
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1)
+    return np.concatenate((np.array([-1, offsets.size], dtype=np.int64), offsets))
+
+
+def _grid(shape) -> np.ndarray:
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+
+
+def _gather(op, x, value, offsets) -> Tensor:
+    """A result whose elements are x's elements at flat ``offsets`` (any shape)."""
+    value = _out(value, x._dt)
+    if _recording(x):
+        return _record_result(op, value, x._dt, (x,), aux_ints=_explicit(offsets))
+    return _result(value, x._dt)
+
+
+def _const(seg, values) -> int:
+    rec = seg.record(T.CONST, -1, -1, 0.0, np.asarray(values, dtype=np.float64))
+    seg.nconst += 1
+    return rec
+
+
+def _as_tensor(v, like: Tensor) -> Tensor:
+    return v if isinstance(v, Tensor) else tensor(v, dtype=like.dtype)
+
+
+# ---------------------------------------------------------------- binary ops
+
+def maximum(input, other):
+    return _binary(T.MAXIMUM, input, other)
+
+
+def minimum(input, other):
+    return _binary(T.MINIMUM, input, other)
+
+
+def atan2(input, other):
+    return _binary(T.ATAN2, input, other)
+
+
+def fmod(input, other):
+    return _binary(T.FMOD, input, other)
+
+
+def remainder(input, other):
+    return _binary(T.REMAINDER, input, other)
+
+
+def lerp(input, end, weight):
+    if isinstance(weight, Tensor):
+        return input + weight * (end - input)
+    w = builtins.float(weight)
+    dt = D.result_type((input, end))
+    shape = broadcast_shapes(input.shape, end.shape)
+    a = _val(input).astype(dt.np, copy=False)
+    out = _out(a + w * (_val(end).astype(dt.np, copy=False) - a), dt)
+    if _recording(input, end):
+        return _record_result(T.LERP, out, dt, (input, end), c=w, shape=shape)
+    return _result(out, dt)
+
+
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        return tuple(_result(a.astype(np.int64), D.int64) for a in np.nonzero(_val(condition)))
+    x = input if isinstance(input, Tensor) else None
+    y = other if isinstance(other, Tensor) else None
+    ref = x if x is not None else y
+    if ref is None:
+        raise TypeError("where(): expected at least one Tensor argument")
+    dt = D.result_type([t for t in (input, other)])
+    x = _as_tensor(input, ref).to(dt) if x is None else x
+    y = _as_tensor(other, ref).to(dt) if y is None else y
+    cond = _val(condition).astype(bool)
+    shape = broadcast_shapes(cond.shape, x.shape, y.shape)
+    out = _out(np.where(cond, _val(x).astype(dt.np, copy=False),
+                        _val(y).astype(dt.np, copy=False)), dt)
+    if not _recording(x, y):
+        return _result(out, dt)
+    seg = E.current()
+    ra = _operand(seg, x, shape)
+    rb = _operand(seg, y, shape)
+    mask = _const(seg, np.broadcast_to(cond, shape))
+    return _result(out, dt, seg, seg.record(T.WHERE, ra, rb, builtins.float(mask), out))
+
+
+def _triangle(x, op, diagonal):
+    if x.ndim < 2:
+        raise RuntimeError(f"{'tril' if op == T.TRIL else 'triu'}: input tensor must have at "
+                           "least 2 dimensions")
+    a = _val(x)
+    keep = np.tri(*a.shape[-2:], k=diagonal, dtype=bool)
+    if op == T.TRIU:
+        keep = ~np.tri(*a.shape[-2:], k=diagonal - 1, dtype=bool)
+    out = _out(np.where(keep, a, 0), x._dt)
+    if not _recording(x):
+        return _result(out, x._dt)
+    seg = E.current()
+    ra = _ref(seg, x)
+    mask = _const(seg, np.broadcast_to(keep, a.shape))
+    return _result(out, x._dt, seg, seg.record(op, ra, -1, builtins.float(mask), out))
+
+
+def tril(input, diagonal=0):
+    return _triangle(input, T.TRIL, diagonal)
+
+
+def triu(input, diagonal=0):
+    return _triangle(input, T.TRIU, diagonal)
+
+
+# ---------------------------------------------------------------- reductions
+
+max_values = namedtuple("max", ["values", "indices"])
+min_values = namedtuple("min", ["values", "indices"])
+
+
+def _extreme(x, op, dim, keepdim):
+    dims = _dims(dim, x.ndim)
+    a = _val(x)
+    if a.size == 0:
+        raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim to be specified for "
+                         "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+    fn = np.amax if op in (T.AMAX, T.MAXALL) else np.amin
+    full = dim is None
+    out = _out(fn(a, axis=dims if not full else None, keepdims=keepdim and not full), x._dt)
+    if _recording(x):
+        aux = None if full or x.ndim == 0 else _reduce_map(x.shape, dims)
+        return _record_result(op, out, x._dt, (x,), aux_ints=aux)
+    return _result(out, x._dt)
+
+
+def amax(input, dim=(), keepdim=False):
+    return _extreme(input, T.AMAX, None if dim == () else dim, keepdim)
+
+
+def amin(input, dim=(), keepdim=False):
+    return _extreme(input, T.AMIN, None if dim == () else dim, keepdim)
+
+
+def _max_or_min(x, is_max, dim, keepdim, other):
+    if isinstance(dim, Tensor):
+        other, dim = dim, None
+    if other is not None:
+        return maximum(x, other) if is_max else minimum(x, other)
+    if dim is None:
+        return _extreme(x, T.MAXALL if is_max else T.MINALL, None, False)
+    d = _wrap_dim(dim, x.ndim)
+    a = _val(x)
+    if a.ndim == 0:
+        idx = np.zeros((), dtype=np.int64)
+        values = _gather(T.MAXDIM if is_max else T.MINDIM, x, a.copy(), [0])
+    else:
+        if a.shape[d] == 0:
+            raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have "
+                             "non-zero size.")
+        idx = (np.argmax if is_max else np.argmin)(a, axis=d)
+        nan = np.isnan(a).any(axis=d) if a.dtype.kind == "f" else None
+        if nan is not None and nan.any():  # PyTorch propagates nan and points at it
+            idx = np.where(nan, np.argmax(np.isnan(a), axis=d), idx)
+        idx = np.expand_dims(idx, d)
+        grid = np.indices(idx.shape)
+        grid[d] = idx
+        offsets = np.ravel_multi_index(tuple(grid), a.shape)
+        vals = np.take_along_axis(a, idx, axis=d)
+        if not keepdim:
+            vals, idx, offsets = (np.squeeze(v, d) for v in (vals, idx, offsets))
+        values = _gather(T.MAXDIM if is_max else T.MINDIM, x, vals, offsets)
+    cls = max_values if is_max else min_values
+    return cls(values, _result(np.asarray(idx, dtype=np.int64), D.int64))
+
+
+def max(input, dim=None, keepdim=False, *, other=None):  # noqa: A001
+    return _max_or_min(input, True, dim, keepdim, other)
+
+
+def min(input, dim=None, keepdim=False, *, other=None):  # noqa: A001
+    return _max_or_min(input, False, dim, keepdim, other)
+
+
+def _arg(x, fn, dim, keepdim):
+    a = _val(x)
+    if dim is None:
+        out = np.asarray(fn(a.reshape(-1)))
+        if keepdim:
+            out = out.reshape((1,) * a.ndim)
+    else:
+        d = _wrap_dim(dim, x.ndim)
+        out = fn(a, axis=d) if a.ndim else np.asarray(0)
+        if keepdim and a.ndim:
+            out = np.expand_dims(out, d)
+    return _result(np.asarray(out, dtype=np.int64), D.int64)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return _arg(input, np.argmax, dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _arg(input, np.argmin, dim, keepdim)
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    dt = x._dt if x._dt.is_floating_point else D.int64
+    a = _val(x)
+    if dim is None:
+        out = _out(np.prod(a, dtype=dt.np), dt)
+        op, aux = T.PROD, None
+    else:
+        dims = _dims(dim, x.ndim)
+        out = _out(np.prod(a, axis=dims, keepdims=keepdim, dtype=dt.np), dt)
+        op, aux = T.PRODDIM, (_reduce_map(x.shape, dims) if x.ndim else None)
+    if _recording(x):
+        return _record_result(op, out, dt, (x,), aux_ints=aux)
+    return _result(out, dt)
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return builtins.float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
+    c = _correction(unbiased, correction)
+    with composite("VarBackward0", (input,)) as comp:
+        return comp.output(_var(input, dim, c, keepdim))
+
+
+def _var(x, dim, c, keepdim):
+    dims = _dims(dim, x.ndim)
+    n = math.prod(x.shape[d] for d in dims) if dims else 1
+    mu = x.mean(dim=dims if dim is not None else None, keepdim=True) if x.ndim else x
+    d = x - mu
+    s = (d * d).sum(dim=dims if dim is not None else None, keepdim=keepdim)
+    return s / builtins.max(n - c, 0)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
+    c = _correction(unbiased, correction)
+    with composite("StdBackward0", (input,)) as comp:
+        return comp.output(_var(input, dim, c, keepdim).sqrt())
+
+
+def _shift(x, dim):
+    """max over dim, as a constant: keeps exp() finite in softmax and logsumexp."""
+    a = _val(x)
+    if a.size == 0:
+        return tensor(np.zeros(()), dtype=x.dtype)
+    m = np.amax(a, axis=dim, keepdims=True) if a.ndim else a
+    m = np.where(np.isfinite(m), m, 0)
+    return tensor(m, dtype=x.dtype)
+
+
+def logsumexp(input, dim, keepdim=False):
+    dims = _dims(dim, input.ndim)
+    with composite("LogsumexpBackward0", (input,)) as comp:
+        m = _shift(input, dims)
+        out = (input - m).exp().sum(dim=dims, keepdim=True).log() + m
+        if not keepdim and input.ndim:
+            out = out.squeeze(dims)
+        return comp.output(out)
+
+
+def softmax(input, dim=None, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    d = _wrap_dim(-1 if dim is None else dim, x.ndim)
+    with composite("SoftmaxBackward0", (x,)) as comp:
+        e = (x - _shift(x, d)).exp()
+        return comp.output(e / e.sum(dim=d, keepdim=True))
+
+
+def log_softmax(input, dim=None, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    d = _wrap_dim(-1 if dim is None else dim, x.ndim)
+    with composite("LogSoftmaxBackward0", (x,)) as comp:
+        z = x - _shift(x, d)
+        return comp.output(z - z.exp().sum(dim=d, keepdim=True).log())
+
+
+def _scan(x, op, dim, dtype):
+    if dtype is not None:
+        x = x.to(dtype)
+    dt = x._dt if x._dt.is_floating_point else D.int64
+    d = _wrap_dim(dim, x.ndim)
+    a = _val(x)
+    fn = np.cumsum if op == T.CUMSUM else np.cumprod
+    out = _out(fn(a, axis=d, dtype=dt.np) if a.ndim else a.astype(dt.np), dt)
+    if _recording(x):
+        shape = x.shape if x.ndim else (1,)
+        outer = math.prod(shape[:d])
+        inner = math.prod(shape[d + 1:])
+        return _record_result(op, out, dt, (x,), aux_ints=(outer, shape[d], inner))
+    return _result(out, dt)
+
+
+def cumsum(input, dim, *, dtype=None):
+    return _scan(input, T.CUMSUM, dim, dtype)
+
+
+def cumprod(input, dim, *, dtype=None):
+    return _scan(input, T.CUMPROD, dim, dtype)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    if p in ("fro", 2, 2.0):
+        return input.norm(2, dim, keepdim)
+    x = input if dtype is None else input.to(dtype)
+    dims = None if dim is None else _dims(dim, x.ndim)
+    with composite("LinalgVectorNormBackward0", (x,)) as comp:
+        a = x.abs()
+        if p in (math.inf, "inf"):
+            out = amax(a, dims if dims is not None else (), keepdim)
+        elif p == -math.inf:
+            out = amin(a, dims if dims is not None else (), keepdim)
+        elif p == 1:
+            out = a.sum(dim=dims, keepdim=keepdim)
+        elif p == 0:
+            return _result(_out(np.count_nonzero(_val(x), axis=dims, keepdims=keepdim),
+                                x.dtype), x.dtype)
+        else:
+            out = (a**p).sum(dim=dims, keepdim=keepdim) ** (1.0 / p)
+        return comp.output(out)
+
+
+def all(input, dim=None, keepdim=False):  # noqa: A001
+    return _result(np.asarray(np.all(_val(input), axis=dim, keepdims=keepdim)), D.bool_)
+
+
+def any(input, dim=None, keepdim=False):  # noqa: A001
+    return _result(np.asarray(np.any(_val(input), axis=dim, keepdims=keepdim)), D.bool_)
+
+
+# ---------------------------------------------------------------- selection
+
+def _index_array(index: Tensor, name: str) -> np.ndarray:
+    a = _val(index)
+    if a.dtype.kind not in "iu":
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+    return a.astype(np.int64, copy=False)
+
+
+def _index_offsets(x, dim, idx):
+    """Flat offsets into x of x[..., idx[...], ...] along dim (gather/scatter indexing)."""
+    d = _wrap_dim(dim, x.ndim)
+    size = x.shape[d] if x.ndim else 1
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        bad = idx[(idx < -size) | (idx >= size)].reshape(-1)[0]
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
+    grid = list(np.indices(idx.shape))
+    grid[d] = idx % builtins.max(size, 1)
+    return np.ravel_multi_index(tuple(grid), x.shape if x.ndim else (1,)), d
+
+
+def gather(input, dim, index, *, sparse_grad=False):
+    idx = _index_array(index, "gather")
+    offsets, _ = _index_offsets(input, dim, idx)
+    return _gather(T.GATHERX, input, _val(input).reshape(-1)[offsets], offsets)
+
+
+def index_select(input, dim, index):
+    idx = _index_array(index, "index_select").reshape(-1)
+    d = _wrap_dim(dim, input.ndim)
+    grid = _grid(input.shape)
+    offsets = np.take(grid, idx, axis=d) if input.ndim else grid.reshape(1)[idx]
+    return _gather(T.INDEX_SELECT, input, _val(input).reshape(-1)[offsets], offsets)
+
+
+def masked_select(input, mask):
+    m = _val(mask).astype(bool)
+    shape = broadcast_shapes(input.shape, m.shape)
+    x = input if input.shape == shape else input.expand(shape)
+    offsets = _grid(shape)[np.broadcast_to(m, shape)]
+    return _gather(T.MASKED_SELECT, x, _val(x).reshape(-1)[offsets], offsets)
+
+
+def _replace(x, op, offsets, src, src_values):
+    """out = x with the elements at flat ``offsets`` replaced by ``src`` (SETITEM kind)."""
+    out = np.array(_val(x), copy=True)
+    out.reshape(-1)[offsets.reshape(-1)] = src_values.reshape(-1)
+    out = _out(out, x._dt)
+    if not _recording(x, src):
+        return _result(out, x._dt)
+    seg = E.current()
+    ra = _ref(seg, x)
+    if isinstance(src, Tensor):
+        rb = _operand(seg, src, tuple(offsets.shape))
+    else:
+        rb = _const(seg, src_values.reshape(-1))
+    return _result(out, x._dt, seg, seg.record(op, ra, rb, 0.0, out,
+                                                seg.add_aux(_explicit(offsets))))
+
+
+def masked_fill(input, mask, value):
+    m = np.broadcast_to(_val(mask).astype(bool), input.shape)
+    offsets = _grid(input.shape)[m]
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
+                               f"tensor with {value.ndim} dimension(s).")
+        vals = np.broadcast_to(_val(value).astype(input.dtype.np), offsets.shape)
+        return _replace(input, T.MASKED_FILL, offsets, value, vals)
+    vals = np.full(offsets.shape, value, dtype=input.dtype.np)
+    return _replace(input, T.MASKED_FILL, offsets, None, vals)
+
+
+def _scatter_src(src, idx, x):
+    if isinstance(src, Tensor):
+        if src.shape != tuple(idx.shape):
+            src = src[tuple(slice(0, s) for s in idx.shape)]
+        return src, _val(src).astype(x.dtype.np)
+    return None, np.full(idx.shape, src, dtype=x.dtype.np)
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    if reduce is not None:
+        raise RuntimeError("tapegrad: scatter(reduce=...) is not supported yet")
+    idx = _index_array(index, "scatter")
+    offsets, _ = _index_offsets(input, dim, idx)
+    src_t, vals = _scatter_src(src if src is not None else value, idx, input)
+    return _replace(input, T.SCATTER, offsets, src_t, vals)
+
+
+def scatter_add(input, dim, index, src):
+    idx = _index_array(index, "scatter_add")
+    offsets, _ = _index_offsets(input, dim, idx)
+    src_t, vals = _scatter_src(src, idx, input)
+    out = np.array(_val(input), copy=True)
+    np.add.at(out.reshape(-1), offsets.reshape(-1), vals.reshape(-1))
+    out = _out(out, input._dt)
+    if not _recording(input, src_t):
+        return _result(out, input._dt)
+    seg = E.current()
+    ra = _ref(seg, input)
+    rb = _operand(seg, src_t, tuple(idx.shape)) if src_t is not None else _const(seg, vals)
+    return _result(out, input._dt, seg, seg.record(T.SCATTER_ADD, ra, rb, 0.0, out,
+                                                    seg.add_aux(_explicit(offsets))))
+
+
+# ---------------------------------------------------------------- shapes
+
+def flip(input, dims):
+    dims = _dims(dims, input.ndim)
+    shape = list(input.shape)
+    strides = _c_strides(shape)
+    base = 0
+    for d in dims:
+        base += (shape[d] - 1) * strides[d]
+        strides[d] = -strides[d]
+    value = np.flip(_val(input), axis=dims).copy() if dims else _val(input).copy()
+    if _recording(input):
+        return _record_result(T.FLIP, _out(value, input._dt), input._dt, (input,),
+                              aux_ints=[len(shape), base, *shape, *strides])
+    return _result(_out(value, input._dt), input._dt)
+
+
+def roll(input, shifts, dims=None):
+    grid = _grid(input.shape)
+    offsets = np.roll(grid, shifts, dims) if dims is not None else \
+        np.roll(grid.reshape(-1), shifts).reshape(grid.shape)
+    return _gather(T.ROLL, input, _val(input).reshape(-1)[offsets], offsets)
+
+
+def repeat(input, *sizes):
+    from ._tensor import _shape_arg
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    grid = _grid(input.shape).reshape((1,) * (len(sizes) - input.ndim) + input.shape)
+    offsets = np.tile(grid, sizes)
+    return _gather(T.REPEAT, input, _val(input).reshape(-1)[offsets], offsets)
+
+
+def tile(input, dims):
+    dims = tuple(dims)
+    if len(dims) < input.ndim:
+        dims = (1,) * (input.ndim - len(dims)) + dims
+    return repeat(input, *dims)
+
+
+def narrow(input, dim, start, length):
+    d = _wrap_dim(dim, input.ndim)
+    if isinstance(start, Tensor):
+        start = start.item()
+    start = start % input.shape[d] if start < 0 else start
+    if start + length > input.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({input.shape[d]}).")
+    index = (slice(None),) * d + (slice(start, start + length),)
+    return input[index]
+
+
+def _piece(x, op, d, start, stop):
+    """x[..., start:stop, ...] along d, a view recorded as ``op``."""
+    shape = list(x.shape)
+    strides = _c_strides(shape)
+    shape[d] = stop - start
+    view = _storage(x)[(slice(None),) * d + (slice(start, stop),)]
+    return x._strided(op, view, shape, strides, start * strides[d])
+
+
+def split(tensor_, split_size_or_sections, dim=0):
+    d = _wrap_dim(dim, tensor_.ndim)
+    size = tensor_.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {size}")
+        bounds = [(s, builtins.min(s + step, size)) for s in range(0, size, builtins.max(step, 1))]
+        op = T.SPLIT
+    else:
+        sections = list(split_size_or_sections)
+        if builtins.sum(sections) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                               f"(input tensor's size at dimension {d}), but got split_sizes="
+                               f"{sections}")
+        bounds, s = [], 0
+        for k in sections:
+            bounds.append((s, s + k))
+            s += k
+        op = T.SPLIT_SIZES
+    return tuple(_piece(tensor_, op, d, a, b) for a, b in bounds)
+
+
+def chunk(input, chunks, dim=0):
+    d = _wrap_dim(dim, input.ndim)
+    size = input.shape[d]
+    step = -(-size // chunks) if chunks > 0 else 0
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    return split(input, builtins.max(step, 1), d) if size else (input,)
+
+
+def unbind(input, dim=0):
+    d = _wrap_dim(dim, input.ndim)
+    shape = list(input.shape)
+    strides = _c_strides(shape)
+    out_shape = shape[:d] + shape[d + 1:]
+    out_strides = strides[:d] + strides[d + 1:]
+    a = _storage(input)
+    return tuple(input._strided(T.UNBIND, a[(slice(None),) * d + (k,)], out_shape, out_strides,
+                                k * strides[d]) for k in range(shape[d]))
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    d1, d2 = _wrap_dim(dim1, input.ndim), _wrap_dim(dim2, input.ndim)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    shape = list(input.shape)
+    strides = _c_strides(shape)
+    view = np.diagonal(_storage(input), offset, d1, d2)
+    base = offset * strides[d2] if offset >= 0 else -offset * strides[d1]
+    if view.shape[-1] == 0:
+        base = 0
+    rest = [k for k in range(len(shape)) if k not in (d1, d2)]
+    out_shape = [shape[k] for k in rest] + [view.shape[-1]]
+    out_strides = [strides[k] for k in rest] + [strides[d1] + strides[d2]]
+    return input._strided(T.DIAGONAL, view, out_shape, out_strides, base)
+
+
+def unflatten(input, dim, sizes):
+    d = _wrap_dim(dim, input.ndim)
+    shape = list(input.shape)
+    return input.view(*shape[:d], *sizes, *shape[d + 1:])
+
+
+def broadcast_to(input, size):
+    return input.expand(size)
+
+
+def broadcast_tensors(*tensors):
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(t.expand(shape) for t in tensors)
+
+
+# ---------------------------------------------------------------- linear algebra
+
+def bmm(input, mat2):
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor" if input.ndim != 3 else
+                           "batch2 must be a 3D tensor")
+    b, m, k = input.shape
+    b2, k2, n = mat2.shape
+    if b != b2 or k != k2:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{b}, {k}] but got: [{b2}, {k2}].")
+    return _bmm(input, mat2, (b,), m, k, n)
+
+
+def _bmm(x, y, batch, m, k, n):
+    dt = x.dtype
+    if y.dtype is not dt:
+        raise RuntimeError(f"expected scalar type {dt.name} but found {y.dtype.name}")
+    nb = math.prod(batch)
+    out = _out(np.matmul(_val(x).reshape(nb, m, k), _val(y).reshape(nb, k, n))
+               .reshape(*batch, m, n), dt)
+    if _recording(x, y):
+        return _record_result(T.BMM, out, dt, (x, y), aux_ints=(m, k, n, nb))
+    return _result(out, dt)
+
+
+def batched_matmul(a, b):
+    """matmul when either side has more than 2 dimensions (PyTorch's folding rules)."""
+    va = a.unsqueeze(0) if a.ndim == 1 else a
+    vb = b.unsqueeze(-1) if b.ndim == 1 else b
+    m, k = va.shape[-2:]
+    k2, n = vb.shape[-2:]
+    if k != k2:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{math.prod(va.shape[:-2])}, {k}] but got: "
+                           f"[{math.prod(vb.shape[:-2])}, {k2}].")
+    if vb.ndim == 2:  # fold the batch into the rows: one mm, then a view back
+        out = _unsafe_view(va.reshape(-1, k) @ vb, tuple(va.shape[:-1]) + (n,))
+    else:
+        batch = broadcast_shapes(tuple(va.shape[:-2]), tuple(vb.shape[:-2]))
+        xa = va if tuple(va.shape[:-2]) == batch else va.expand(*batch, m, k)
+        xb = vb if tuple(vb.shape[:-2]) == batch else vb.expand(*batch, k, n)
+        out = _unsafe_view(_bmm(xa, xb, batch, m, k, n), (*batch, m, n))
+    if a.ndim == 1:
+        out = out.squeeze(-2)
+    if b.ndim == 1:
+        out = out.squeeze(-1)
+    return out
+
+
+def _unsafe_view(t, shape):
+    return t._reshaped(_val(t).reshape(shape), T.UNSAFE_VIEW)
+
+
+def outer(input, vec2):
+    return input.reshape(-1, 1) * vec2
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    with composite("AddmmBackward0", (input, mat1, mat2)) as comp:
+        prod_ = mat1 @ mat2
+        if alpha != 1:
+            prod_ = prod_ * alpha
+        base = input if beta == 1 else input * beta
+        return comp.output(base + prod_)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    with composite("BaddbmmBackward0", (input, batch1, batch2)) as comp:
+        prod_ = bmm(batch1, batch2)
+        if alpha != 1:
+            prod_ = prod_ * alpha
+        base = input if beta == 1 else input * beta
+        return comp.output(base + prod_)
+
+
+def einsum(equation, *operands):
+    """Einstein summation by broadcasting products and sums (no repeated index per operand)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, rhs = eq.split("->")
+    else:
+        lhs = eq
+        letters = [c for c in lhs if c.isalpha()]
+        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    specs = lhs.split(",")
+    if len(specs) != len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation"
+                           if len(operands) > len(specs) else
+                           "einsum(): fewer operands were provided than specified in the equation")
+    if "." in eq:
+        raise RuntimeError("tapegrad: einsum with '...' is not supported yet")
+    for spec, t in zip(specs, operands):
+        if len(spec) != t.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(spec)}) "
+                               f"does not match the number of dimensions ({t.ndim}) for operand "
+                               f"{specs.index(spec)} and no ellipsis was given")
+        if len(set(spec)) != len(spec):
+            raise RuntimeError("tapegrad: einsum with a repeated index within one operand is not "
+                               "supported yet")
+    order = list(dict.fromkeys("".join(specs) + rhs))
+    total = None
+    for spec, t in zip(specs, operands):
+        perm = sorted(range(len(spec)), key=lambda i: order.index(spec[i]))
+        aligned = t.permute(*perm) if perm != list(range(len(spec))) else t
+        shape = []
+        it = iter(aligned.shape)
+        present = {c for c in spec}
+        for c in order:
+            shape.append(next(it) if c in present else 1)
+        aligned = aligned.reshape(*shape)
+        total = aligned if total is None else total * aligned
+    summed = [i for i, c in enumerate(order) if c not in rhs]
+    if summed:
+        total = total.sum(dim=tuple(summed))
+    kept = [c for c in order if c in rhs]
+    perm = [kept.index(c) for c in rhs]
+    return total.permute(*perm) if perm != list(range(len(perm))) else total

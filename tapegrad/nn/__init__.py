@@ -1,0 +1,4 @@
+"""``tapegrad.nn``: neural-network building blocks (functional forms so far)."""
+from . import functional
+
+__all__ = ["functional"]
