@@ -6,10 +6,7 @@ differentiable op appends an integer-opcode record to a tape of NumPy arrays
 """
 from __future__ import annotations
 
-from . import (
-    _tape,
-    autograd,  # noqa: E402
-)
+from . import _tape, autograd, nn
 from ._dtype import bool_ as bool  # noqa: A001  (PyTorch's name)
 from ._dtype import (
     dtype,

@@ -14,7 +14,7 @@ SEGMENT_VALUES = 1 << 14
 STAGE_RECORDS = 1 << 11
 # A segment that is still referenced is grown up to this many records; past
 # it a new segment is started, so garbage graphs never hold unbounded memory.
-ROTATE_RECORDS = 1 << 21
+ROTATE_RECORDS = 1 << 16
 
 
 def pin_blas_threads(n: int = 1) -> None:

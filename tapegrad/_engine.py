@@ -70,7 +70,7 @@ class Segment:
         self.leaves = {}  # LEAF record -> tensor
         self.imports = {}  # IMPORT record -> tensor of an older segment
         self.retained = {}  # record -> tensor that called retain_grad()
-        self.modified = {}  # record -> (tensor, version it had when recorded)
+        self.modified = {}  # record -> (tensor, version when recorded, first record after)
         self.nodes = {}  # record -> Node, so grad_fn is the same object each time
         self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
         self.edges = {}  # record -> the records a composite's node lists in next_functions
@@ -209,6 +209,7 @@ def _new_columns(cap):
 
 STAGE_LIMIT = _config.STAGE_RECORDS * T.W
 _EMPTY = np.empty(0)
+_NO_RECORDS = np.empty(0, dtype=np.int64)
 # Array sets of dead segments whose tensors have all died, ready for reuse (list
 # append/pop are atomic, so __del__ may run in any thread).
 _pool: list = []
@@ -326,8 +327,13 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
             npend += 1
         start = max(start, r)
     hits = np.empty(seg.nrec + 1, dtype=np.int64)
+    if seg.modified:
+        mrec = np.array(sorted(seg.modified), dtype=np.int64)
+        mat = np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
+    else:
+        mrec = mat = _NO_RECORDS
     status, at, nfree, nh = T.sweep(op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj,
-                                seg.auxi, start, npend, bool(retain), hits)
+                                    seg.auxi, start, npend, bool(retain), hits, mrec, mat)
     for r in marked:
         if r not in seg.retained:
             flags[r] &= 0xFF ^ T.CAPTURE
@@ -392,7 +398,7 @@ def _sweep_error(seg, status, r):
     if status == T.ERR_FREED:
         return RuntimeError(_FREED_MSG)
     if status == T.ERR_MODIFIED:
-        t, ver = seg.modified.get(r, (None, 0))
+        t, ver, _ = seg.modified.get(r, (None, 0, 0))
         op = seg.opcode(r)
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
         if t is not None:

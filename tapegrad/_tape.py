@@ -223,6 +223,9 @@ SCATTER = 118  # SETITEM kind: the map sends b's elements to positions of a
 MASKED_FILL = 119
 SCATTER_ADD = 120
 BMM = 121  # MATMUL kind, aux = [m, k, n, batch]
+FILLT = 122  # fill_ with a 0-d tensor: COPY kind, the value is b
+INDEX_PUT = 123  # setitem with an advanced index
+TOCOPY = 124
 
 
 def _py_log(x: float) -> float:
@@ -470,6 +473,9 @@ OPS: tuple[Op, ...] = (
     Op(MASKED_FILL, "masked_fill", "MaskedFillBackward0", SETITEM, CON),
     Op(SCATTER_ADD, "scatter_add", "ScatterAddBackward0", SCATTERADD, CON),
     Op(BMM, "bmm", "BmmBackward0", MATMUL, IN),
+    Op(FILLT, "fill_", "FillBackward3", COPY, 0),
+    Op(INDEX_PUT, "index_put_", "IndexPutBackward0", SETITEM, CON),
+    Op(TOCOPY, "to", "ToCopyBackward0", UNARY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -495,7 +501,7 @@ _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLO
                                  ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH,
                                  SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS,
                                  FMODC, REMAINDERC, MAXIMUM, MINIMUM, ATAN2, FMOD, REMAINDER,
-                                 LERP))
+                                 LERP, TOCOPY))
 check_tables()
 
 # ------------------------------------------------ elementwise rules, per op
@@ -906,14 +912,26 @@ def _target(r, n, off, adj, badj, flags):
     return v, 1
 
 
+@_j
+def _stale(flags, r, consumer, mrec, mat):
+    """Record r's value was modified in place after ``consumer`` recorded it."""
+    if not flags[r] & MODIFIED:
+        return False
+    k = np.searchsorted(mrec, r)
+    return k < mrec.size and mrec[k] == r and consumer < mat[k]
+
+
 @njit(**NJIT)
 def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
-          start, pending, retain, hits):
+          start, pending, retain, hits, mrec, mat):
     """Reverse sweep from record ``start`` down, until no reached record is pending.
 
     Records of kind SOURCE, and records flagged CAPTURE, are written to ``hits``
     for Python to deliver (leaf gradients, cross-segment links, captured
-    inputs).  Returns (status, record, records newly freed, number of hits).
+    inputs).  ``mrec``/``mat``: records modified in place (sorted) and the first
+    record recorded after each modification; consumers older than that read a
+    stale saved value, which is PyTorch's version-counter error.
+    Returns (status, record, records newly freed, number of hits).
     """
     nh = 0
     nfree = 0
@@ -929,7 +947,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         sv = SAVES[o]
         if f & FREED and sv:
             return ERR_FREED, i, nfree, nh
-        if sv & SAVE_OUT and f & MODIFIED:
+        if sv & SAVE_OUT and _stale(flags, i, i, mrec, mat):
             return ERR_MODIFIED, i, nfree, nh
         if retain:
             flags[i] = f & (0xFF ^ REACHED)
@@ -962,9 +980,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 i -= 1
                 continue
             if op[ra] != CONST:
-                if sv & SAVE_IN and kd == BINARY and flags[rb] & MODIFIED:
+                if sv & SAVE_IN and kd == BINARY and _stale(flags, rb, i, mrec, mat):
                     return ERR_MODIFIED, rb, nfree, nh
-                if sv & SAVE_IN and kd == UNARY and flags[ra] & MODIFIED:
+                if sv & SAVE_IN and kd == UNARY and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 if not flags[ra] & REACHED:
                     adj[ra] = 0.0
@@ -976,7 +994,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     else:
                         adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
             if kd == BINARY and op[rb] != CONST:
-                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 if not flags[rb] & REACHED:
                     adj[rb] = 0.0
@@ -990,7 +1008,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         y = _view(i, n, off, val, bulk)
         if kd == UNARY:
             if op[ra] != CONST:
-                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
@@ -1002,7 +1020,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             x = _view(ra, n, off, val, bulk)
             z = _view(rb, n, off, val, bulk)
             if op[ra] != CONST:
-                if sv & SAVE_IN and flags[rb] & MODIFIED:
+                if sv & SAVE_IN and _stale(flags, rb, i, mrec, mat):
                     return ERR_MODIFIED, rb, nfree, nh
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1010,7 +1028,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     if g[k] != 0.0:
                         gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k], cc)
             if op[rb] != CONST:
-                if sv & SAVE_IN and flags[ra] & MODIFIED:
+                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 gz, new = _target(rb, n, off, adj, badj, flags)
                 pending += new
@@ -1039,7 +1057,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         gx[k] += g[m[k]] * cc
         elif kd == NORM:
             if op[ra] != CONST:
-                if flags[ra] & MODIFIED:  # saves its input
+                if _stale(flags, ra, i, mrec, mat):  # saves its input
                     return ERR_MODIFIED, ra, nfree, nh
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
@@ -1065,7 +1083,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             z = _view(rb, n, off, val, bulk)
             g3 = g.reshape((nb, mm, nn))
             if op[ra] != CONST:
-                if flags[rb] & MODIFIED:
+                if _stale(flags, rb, i, mrec, mat):
                     return ERR_MODIFIED, rb, nfree, nh
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1074,7 +1092,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 for q in range(nb):
                     gx3[q] += np.dot(g3[q], z3[q].T)
             if op[rb] != CONST:
-                if flags[ra] & MODIFIED:
+                if _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 gz, new = _target(rb, n, off, adj, badj, flags)
                 pending += new
@@ -1100,7 +1118,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 for k in range(m.size):
                     gz[k] += g[m[k]]
         elif kd == FILL:
-            pass  # the old value does not reach the output
+            if op[ra] != CONST:  # the old value does not reach the output: a zero gradient
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
         elif kd == MASK:
             mask = _view(int(cc), n, off, val, bulk)
             if op[ra] != CONST:
@@ -1117,7 +1137,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         gz[k] += g[k]
         elif kd == EXTREME:
             if op[ra] != CONST:
-                if flags[ra] & MODIFIED:
+                if _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
@@ -1136,7 +1156,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         gx[k] += g[j] / ties[j]
         elif kd == PRODUCT:
             if op[ra] != CONST:
-                if flags[ra] & MODIFIED:
+                if _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
@@ -1166,7 +1186,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 length = auxi[at + 1]
                 inner = auxi[at + 2]
                 x = _view(ra, n, off, val, bulk)
-                if o == CUMPROD and flags[ra] & MODIFIED:
+                if o == CUMPROD and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1215,11 +1235,15 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         gx[k] += g[m[k]]
                 pos += 3 + 2 * ndim
         elif kd == COPY:
+            # a: the overwritten value (gets zeros), b: the source (gets g)
             if op[ra] != CONST:
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
+            if op[rb] != CONST:
+                gz, new = _target(rb, n, off, adj, badj, flags)
+                pending += new
                 for k in range(g.size):
-                    gx[k] += g[k]
+                    gz[k] += g[k]
         else:
             return ERR_OPCODE, i, nfree, nh
         i -= 1

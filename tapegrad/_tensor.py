@@ -35,9 +35,9 @@ _grad_lock = threading.Lock()
 
 
 class _Extra:
-    __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks")
+    __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks", "alias")
 
-    def __init__(self, vc=None, base=None):
+    def __init__(self, vc=None, base=None, alias=None):
         self.grad = None
         self.lc = None  # (segment id, LEAF/CONST record, version) of a leaf or constant
         self.vc = vc if vc is not None else [0, False]  # [version, storage exported]
@@ -45,6 +45,8 @@ class _Extra:
         self.base = base  # the tensor this one views; detach()/.data share vc but no base
         self.retain = False
         self.hooks = None
+        # (tensor, is .data): the tensor whose storage this one shares without its history
+        self.alias = alias
 
 
 def _extra(t):
@@ -83,6 +85,7 @@ def _leaf(a: np.ndarray, dt, requires_grad=False, shared=False):
     if shared:
         _extra(t).vc[1] = True
     if requires_grad:
+        _require_float_grad(dt)
         t.requires_grad_(True)
     return t
 
@@ -325,7 +328,7 @@ def broadcast_shapes(*shapes):
                 # PyTorch names the first two operands "a" and "b"
                 raise RuntimeError(
                     f"The size of tensor a ({out[j]}) must match the size of tensor b ({d}) at "
-                    f"non-singleton dimension {i}")
+                    f"non-singleton dimension {j}")
     return tuple(out)
 
 
@@ -700,7 +703,8 @@ class Node:
     __slots__ = ("_seg", "_rec", "__weakref__")
 
     def name(self) -> str:
-        return type(self).__name__
+        n = type(self).__name__
+        return "torch::autograd::CopySlices" if n == "CopySlices" else n
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {hex(id(self))}>"
@@ -875,7 +879,7 @@ class Tensor:
     def __iter__(self):
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self)))
+        return iter(L.unbind(self, 0))
 
     def item(self):
         v = self._v
@@ -924,7 +928,7 @@ class Tensor:
 
     def _scalar_item(self, kind):
         if self.numel() != 1:
-            raise TypeError("only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return self.item()
 
     def __repr__(self) -> str:
@@ -955,6 +959,9 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
+        if flag and not self._dt.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
         self.requires_grad_(flag)
 
     def requires_grad_(self, requires_grad=True):
@@ -965,8 +972,8 @@ class Tensor:
                                    "you want to use a computed variable in a subgraph that doesn't "
                                    "require differentiation use var_no_grad = var.detach().")
             return self
-        if flag:
-            _require_float_grad(self._dt)
+        if flag and not self._dt.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if flag != self._rg:
             self._rg = flag
             _extra(self).lc = None
@@ -993,7 +1000,7 @@ class Tensor:
                 "want the .grad field to be populated for a non-leaf Tensor, use .retain_grad() "
                 "on the non-leaf Tensor. If you access the non-leaf Tensor by mistake, make sure "
                 "you access the leaf Tensor instead. See github.com/pytorch/pytorch/pull/30531 "
-                "for more informations.", UserWarning, stacklevel=2)
+                "for more information.", UserWarning, stacklevel=2)
         return None if x is None else x.grad
 
     @grad.setter
@@ -1058,7 +1065,9 @@ class Tensor:
     def data(self):
         t = _leaf(_storage(self), self._dt)
         t._v = None
-        t._x = _Extra(vc=_extra(self).vc)  # shares storage and version, not history
+        # PyTorch's .data shares storage but not the version counter: writes through
+        # it raise no errors; they update the values the tape holds for self (_mark_modified)
+        t._x = _Extra(alias=(self, True))
         return t
 
     @data.setter
@@ -1081,7 +1090,7 @@ class Tensor:
         t._rec = -1
         t._v = None
         t._a = _storage(self)
-        t._x = _Extra(vc=_extra(self).vc)  # shares storage and version, not history
+        t._x = _Extra(vc=_extra(self).vc, alias=(self, False))  # storage and version, no history
         return t
 
     def detach_(self):
@@ -1145,7 +1154,7 @@ class Tensor:
     def _cast(self, dt):
         a = _out(_val(self), dt)
         if self._rg and state.grad_enabled and dt.is_floating_point:
-            return _record_result(T.CLONE, a, dt, (self,))  # ToCopyBackward0 in PyTorch
+            return _record_result(T.TOCOPY, a, dt, (self,))
         return _result(a, dt)
 
     # ------------------------------------------------------------ arithmetic
@@ -1756,7 +1765,9 @@ class Tensor:
             t = _result(view, self._dt, seg, rec)
         else:
             t = _result(view, self._dt)
-        if t._a is not None:
+        if view.__class__ is np.ndarray:  # a view, even 0-d float64 (no fast-path float)
+            t._a = view
+            t._v = None
             x = _extra(self)
             t._x = _Extra(vc=x.vc, base=self if x.base is None else x.base)
         return t
@@ -1773,13 +1784,18 @@ class Tensor:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
             k = index % n
             a = self._a
-            if self._dt is D.float64:  # fast path: a scalar element
+            if self._dt is D.float64 and self._rg and state.grad_enabled:
+                # fast path: the element as a scalar that remembers its base, so that an
+                # in-place op on it becomes a write through a view (_as_view)
                 v = builtins.float(a[k])
-                if self._rg and state.grad_enabled:
-                    seg = E.current()
-                    ra = _ref(seg, self)
-                    aux = seg.add_aux((0, k))
-                    return _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
+                seg = E.current()
+                ra = _ref(seg, self)
+                aux = seg.add_aux((0, k))
+                t = _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
+                x = _extra(self)
+                t._x = _Extra(vc=x.vc, base=self if x.base is None else x.base)
+                return t
+            if not (self._rg and state.grad_enabled):
                 return _view_of_element(self, a, k)
         basic = _basic_index(self.shape, index)
         a = _storage(self)
@@ -1787,6 +1803,8 @@ class Tensor:
             shape, base, strides, op = basic
             idx = tuple(builtins.int(i.item()) if isinstance(i, Tensor) else i
                         for i in (index if isinstance(index, tuple) else (index,)))
+            if not builtins.any(i is Ellipsis for i in idx):
+                idx = idx + (Ellipsis,)  # NumPy then returns a 0-d view, not a scalar
             return self._strided(op, a[idx], shape, strides, base)
         npidx = _np_index(index)
         value = np.array(a[npidx], order="C")
@@ -1797,7 +1815,12 @@ class Tensor:
         return _result(value, self._dt)
 
     def __setitem__(self, index, value):
-        _check_inplace(self)
+        if state.grad_enabled and self._seg is None and self._rg:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation."
+                if _is_advanced(index) else
+                "a view of a leaf Variable that requires grad is being used in an in-place "
+                "operation.")
         region = self[index] if not _is_advanced(index) else None
         if region is not None and region._a is not None and np.shares_memory(region._a, _val(self)):
             region.copy_(value)
@@ -1809,7 +1832,7 @@ class Tensor:
         src = value if isinstance(value, Tensor) else tensor(value, dtype=self._dt)
         src_b = src.expand(offsets.shape) if src.shape != offsets.shape else src
         aux = np.concatenate(([-1, offsets.size], offsets.reshape(-1)))
-        _write(self, lambda: _setitem_value(self, npidx, src), T.COPYSLICES, src_b, aux)
+        _write(self, lambda: _setitem_value(self, npidx, src), T.INDEX_PUT, src_b, aux)
 
     # ------------------------------------------------------------ in-place
     def add_(self, other, *, alpha=1):
@@ -1850,6 +1873,12 @@ class Tensor:
 
     def fill_(self, value):
         if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
+                                   f"with {value.ndim} dimensions.")
+            if value._rg:
+                v = value.expand(self.shape) if self.ndim else value
+                return _write(self, lambda: _fill_value(self, value.item()), T.FILLT, v, None)
             value = value.item()
         return _write(self, lambda: _fill_value(self, value), T.FILL_, None, None)
 
@@ -1930,33 +1959,72 @@ def _check_inplace(t):
                            "in-place operation.")
 
 
-def _mark_modified(t):
-    """t's storage was written: flag the records that saved its old value."""
+def _mark_modified(t, at=None):
+    """t's storage was written: flag the records that saved its old value.
+
+    Writes through ``.data`` raise no errors in PyTorch and its saved tensors see
+    the new values: the tape's copies of the aliased tensor's records are updated
+    instead.  Every other write bumps the version and flags the records of t, its
+    base and what it was detached from, with the record index the write happened
+    at (consumers recorded later are not stale).
+    """
     x = _extra(t)
     old = x.vc[0]
-    for u in (t, x.base):
+    alias = x.alias
+    if alias is not None and alias[1]:
+        x.vc[0] = old + 1
+        return
+    for u in (t, x.base, None if alias is None else alias[0]):
         if u is None:
             continue
         ux = _extra(u)
         seg = u._seg
         if seg is not None and not seg.dead and ux.rver == old:
-            seg.modified[u._rec] = (u, old)
-            seg.mark(u._rec, T.MODIFIED)
+            _flag_modified(seg, u._rec, u, old, at)
         lc = ux.lc
         cur = state.seg
         if lc is not None and lc[0] == cur.id and lc[2] == old:
-            cur.modified[lc[1]] = (u, old)
-            cur.mark(lc[1], T.MODIFIED)
+            _flag_modified(cur, lc[1], u, old, at)
     x.vc[0] = old + 1
+
+
+def _flag_modified(seg, rec, t, version, at=None):
+    """``at``: the first record that sees the new value (default: the next one)."""
+    if rec not in seg.modified:
+        seg.modified[rec] = (t, version, seg.nrec if at is None else at)
+    seg.mark(rec, T.MODIFIED)
+
+
+def _write_through(t):
+    """After a write through ``t.data``: the tape's copies of t's current records see it."""
+    x = _extra(t)
+    value = _val(t)
+    targets = []
+    if t._seg is not None and not t._seg.dead:
+        targets.append((t._seg, t._rec))
+    lc = x.lc
+    if lc is not None and lc[0] == state.seg.id:
+        targets.append((state.seg, lc[1]))
+    for seg, rec in targets:
+        seg.flush()
+        n, off = seg.cols[5], seg.cols[6]
+        if n[rec] == 1:
+            seg.cols[4][rec] = builtins.float(value.reshape(-1)[0])
+        elif n[rec] == value.size:
+            seg.bulk[off[rec]:off[rec] + n[rec]] = value.reshape(-1)
 
 
 def _inplace(t, compute, other):
     """t <- compute() in place: the out-of-place result's record becomes t's history."""
     _check_inplace(t)
+    _as_view(t)
     recording = _recording(t, other)
     base = t._x.base if t._x is not None else None
     seg = E.current() if recording else None
     base_ref = _ref(seg, base) if recording and base is not None else -1
+    at = state.seg.nrec  # the in-place op's own record reads the old value legitimately,
+    if isinstance(other, Tensor) and _same_storage(other, t):
+        at = None  # unless its other operand is the tensor it overwrites (PyTorch errs)
     new = compute()
     if t._dt is not new._dt and not _can_cast(new._dt, t._dt):
         raise RuntimeError(f"result type {_SHORT[new._dt.name]} can't be cast to the desired "
@@ -1964,7 +2032,7 @@ def _inplace(t, compute, other):
     if new.shape != t.shape:
         raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
                            f"{list(new.shape)}")
-    _mark_modified(t)
+    _mark_modified(t, at)
     if t._a is None:
         t._v = new._v if new._v is not None else builtins.float(_val(new))
     else:
@@ -1972,13 +2040,16 @@ def _inplace(t, compute, other):
     if recording:
         _adopt(t, new._seg, new._rec)
         if base is not None:
-            _record_base_write(seg, base, base_ref, t)
+            o = other if isinstance(other, Tensor) and other._rg else None
+            _record_base_write(seg, base, base_ref, t, -1 if o is None else _ref(seg, o))
+    _after_data_write(t)
     return t
 
 
 def _write(t, compute, op, src, aux):
     """An in-place write that replaces values (zero_, fill_, copy_, setitem)."""
     _check_inplace(t)
+    _as_view(t)
     recording = _recording(t, src)
     x = t._x
     base = x.base if x is not None else None
@@ -1995,8 +2066,34 @@ def _write(t, compute, op, src, aux):
         rec = seg.record(op, ra, rb, 0.0, _val64(t), -1 if aux is None else seg.add_aux(aux))
         _adopt(t, seg, rec)
         if base is not None:
-            _record_base_write(seg, base, base_ref, t)
+            _record_base_write(seg, base, base_ref, t, rb if src is not None and src._rg else -1)
+    _after_data_write(t)
     return t
+
+
+def _after_data_write(t):
+    x = t._x
+    if x is not None and x.alias is not None and x.alias[1]:
+        _write_through(x.alias[0])
+
+
+def _same_storage(a, b):
+    if a is b:
+        return True
+    xa, xb = a._x, b._x
+    return xa is not None and xb is not None and xa.vc is xb.vc
+
+
+def _as_view(t):
+    """A fast-path scalar element of a base (Tensor.__getitem__) becomes a 0-d view of it."""
+    x = t._x
+    if t._v is None or x is None or x.base is None:
+        return
+    seg = t._seg
+    seg.flush()
+    k = int(seg.auxi[seg.cols[7][t._rec] + 1])
+    t._a = _storage(x.base).reshape(-1)[k:k + 1].reshape(())
+    t._v = None
 
 
 def _adopt(t, seg, rec):
@@ -2007,11 +2104,15 @@ def _adopt(t, seg, rec):
     x.rver = x.vc[0]
 
 
-def _record_base_write(seg, base, base_ref, view):
-    """A view was written in place: base's new history is CopySlices(base, view)."""
-    rec = seg.record(T.COPYSLICES, base_ref, view._rec, 0.0, _val64(base),
-                     seg.add_aux(_view_map(base, view)))
+def _record_base_write(seg, base, base_ref, view, other=-1):
+    """A view was written in place: base's new history is CopySlices(base, view), and the
+    view is regenerated from it (AsStridedBackward0), as PyTorch does.  Its node lists
+    base's old history and the in-place op's other operand (``other``, -1: none)."""
+    vmap = seg.add_aux(_view_map(base, view))
+    rec = seg.record(T.COPYSLICES, base_ref, view._rec, 0.0, _val64(base), vmap)
+    seg.edges[rec] = (base_ref, other)
     _adopt(base, seg, rec)
+    _adopt(view, seg, seg.record(T.ASSTRIDED, rec, -1, 0.0, _val64(view), vmap))
 
 
 def _can_cast(src, dst):
@@ -2457,7 +2558,7 @@ def _repr(t) -> str:
     suffixes = []
     if t._seg is not None:
         node = t.grad_fn
-        suffixes.append(f"grad_fn=<{node.name() if node is not None else 'Node'}>")
+        suffixes.append(f"grad_fn=<{type(node).__name__ if node is not None else 'Node'}>")
     elif t._rg:
         suffixes.append("requires_grad=True")
     return format_tensor(np.asarray(_val(t)), t._dt.name, suffixes)

@@ -99,7 +99,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     capture = {id(t): [t, None] for t in inputs}
     E.run_backward(outputs, _seeds(outputs, grad_outputs), retain_graph, capture=capture)
     result = []
-    for t in inputs:
+    for i, t in enumerate(inputs):
         g = capture[id(t)][1]
         if g is None:
             if materialize_grads:
@@ -107,8 +107,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 result.append(zeros_like(t))
                 continue
             if not allow_unused:
-                raise RuntimeError("One of the differentiated Tensors appears to not have been "
-                                   "used in the graph. Set allow_unused=True if this is the "
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the "
                                    "desired behavior.")
             result.append(None)
             continue

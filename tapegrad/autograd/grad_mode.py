@@ -28,13 +28,26 @@ class _GradMode:
         return self.__class__()
 
 
-class no_grad(_GradMode):
+class _Decorating(_GradMode):
+    """Also usable as a bare decorator: ``@no_grad`` as well as ``@no_grad()``."""
+
+    def __new__(cls, orig_func=None):
+        self = super().__new__(cls)
+        if orig_func is not None:
+            return self(orig_func)
+        return self
+
+    def __init__(self, orig_func=None):
+        pass
+
+
+class no_grad(_Decorating):
     """Disable recording inside the block (or the decorated function)."""
 
     _enabled = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_Decorating):
     """Enable recording inside the block (or the decorated function)."""
 
     _enabled = True
