@@ -34,7 +34,8 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj",
                  "nbulk",
                  "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
-                 "nodes", "names", "edges", "dead", "__weakref__")
+                 "nodes", "names", "edges", "hooked", "callbacks", "dead",
+                 "__weakref__")
 
     def __init__(self):
         try:
@@ -72,6 +73,8 @@ class Segment:
         self.retained = {}  # record -> tensor that called retain_grad()
         self.modified = {}  # record -> (tensor, version when recorded, first record after)
         self.nodes = {}  # record -> Node, so grad_fn is the same object each time
+        self.hooked = {}  # record -> tensor with hooks (flag HOOK)
+        self.callbacks = {}  # PYFUNC record -> run(grads) of a custom Function
         self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
@@ -308,23 +311,14 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
 
 
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
+    """Sweep one segment from its seeds; Python runs only at hooks, Functions and hits."""
     seg.flush()
-    cols = seg.cols
-    op, a, b, c, val, n, off, aux, flags, adj = cols
-    marked = []
-    if capture:
-        marked = _mark_captures(seg, capture)
+    op, a, b, c, val, n, off, aux, flags, adj = seg.cols
+    marked = _mark_captures(seg, capture) if capture else []
     npend = 0
     start = 0
     for r, g in seeds:
-        m = n[r]
-        tgt = adj[r:r + 1] if m == 1 else seg.badj[off[r]:off[r] + m]
-        if flags[r] & T.REACHED:
-            tgt += g
-        else:
-            tgt[:] = g
-            flags[r] |= T.REACHED
-            npend += 1
+        npend += seed(seg, r, g)
         start = max(start, r)
     hits = np.empty(seg.nrec + 1, dtype=np.int64)
     if seg.modified:
@@ -332,16 +326,49 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
         mat = np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
     else:
         mrec = mat = _NO_RECORDS
-    status, at, nfree, nh = T.sweep(op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj,
-                                    seg.auxi, start, npend, bool(retain), hits, mrec, mat)
-    for r in marked:
-        if r not in seg.retained:
-            flags[r] &= 0xFF ^ T.CAPTURE
-    if status != T.DONE:
-        T.clear_reached(flags, start)
-        raise _sweep_error(seg, status, at)
-    seg.nfreed += nfree
-    for r in hits[:nh]:
+    outputs: dict = {}  # PYFUNC record -> {output index: adjoint}, for Function.backward
+    skip = -1
+    try:
+        while True:
+            status, at, nfree, nh, npend = T.sweep(
+                op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
+                start, npend, bool(retain), hits, mrec, mat, skip)
+            seg.nfreed += nfree
+            _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
+            if status == T.DONE:
+                break
+            if status == T.AT_HOOK:
+                _run_hooks(seg, at)
+                start = skip = at
+            elif status == T.AT_CALLBACK:
+                npend += _run_function(seg, at, outputs.pop(at, {}))
+                start, skip = at - 1, -1
+            else:
+                T.clear_reached(flags, start)
+                raise _sweep_error(seg, status, at)
+    finally:
+        for r in marked:
+            if r not in seg.retained:
+                flags[r] &= 0xFF ^ T.CAPTURE
+
+
+def seed(seg, r, g) -> int:
+    """Add g to record r's adjoint (set it on first reach); 1 when r is newly reached."""
+    flags = seg.cols[8]
+    m = seg.cols[5][r]
+    tgt = seg.cols[9][r:r + 1] if m == 1 else seg.badj[seg.cols[6][r]:seg.cols[6][r] + m]
+    if flags[r] & T.REACHED:
+        tgt += g
+        return 0
+    tgt[:] = g
+    flags[r] |= T.REACHED
+    return 1
+
+
+def _deliver(seg, hits, capture, on_leaf, pending, outputs):
+    """Hand the sweep's hits to Python: leaf grads, links to older segments, captures."""
+    op = seg.cols[0]
+    for r in hits:
         r = int(r)
         o = op[r]
         g = seg.adjoint(r)
@@ -352,6 +379,9 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
             if src._seg.dead:
                 raise RuntimeError(_FREED_MSG)
             pending.setdefault(src._seg, []).append((src._rec, g))
+        elif o == T.PYFUNC_OUT:
+            outputs.setdefault(int(seg.cols[1][r]), {})[int(seg.cols[3][r])] = g
+            continue
         if r in seg.retained:
             t = seg.retained[r]
             if capture is not None and id(t) in capture:
@@ -363,6 +393,29 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
                 t = entry[0]
                 if t._seg is seg and t._rec == r:
                     _add_capture(entry, g)
+
+
+def _run_hooks(seg, r):
+    """The tensor hooks of record r see (and may replace) its adjoint before it propagates."""
+    t = seg.hooked[r]
+    g = seg.adjoint(r)
+    new = t._apply_hooks(g)
+    if new is not g:
+        m = seg.cols[5][r]
+        if m == 1:
+            seg.cols[9][r] = new[0]
+        else:
+            o = seg.cols[6][r]
+            seg.badj[o:o + m] = new
+
+
+def _run_function(seg, r, grads) -> int:
+    """Run a custom Function's backward; seed its inputs. Returns records newly reached."""
+    run = seg.callbacks[r]
+    reached = 0
+    for rec, g in run(grads):
+        reached += seed(seg, rec, g)
+    return reached
 
 
 def _mark_captures(seg, capture):
@@ -385,6 +438,9 @@ def _add_capture(entry, g):
 
 
 def _deliver_leaf(t, g, capture, on_leaf):
+    x = t._x
+    if x is not None and x.hooks:
+        g = t._apply_hooks(g)
     if capture is not None:
         entry = capture.get(id(t))
         if entry is not None:

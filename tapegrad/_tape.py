@@ -62,10 +62,11 @@ REACHED = 1
 FREED = 2
 MODIFIED = 4
 CAPTURE = 8
+HOOK = 16  # a tensor hook runs (in Python) before this record's adjoint propagates
 
 # kinds: how the sweep treats a record
 (SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT, MASK, EXTREME,
- PRODUCT, SCAN, SCATTERADD) = range(16)
+ PRODUCT, SCAN, SCATTERADD, CALLBACK, CBOUT) = range(18)
 
 # what an op saves for backward (PyTorch's saved variables), as bits: sweeping
 # a freed record that saves anything is an error; a saved input or output
@@ -74,7 +75,7 @@ SAVE_IN, SAVE_OUT, SAVE_CONST = 1, 2, 4
 IN, OUT, CON, IO = SAVE_IN, SAVE_OUT, SAVE_CONST, SAVE_IN | SAVE_OUT
 
 # sweep status codes
-DONE, ERR_FREED, ERR_MODIFIED, ERR_OPCODE = range(4)
+DONE, ERR_FREED, ERR_MODIFIED, ERR_OPCODE, AT_CALLBACK, AT_HOOK = range(6)
 
 
 class Op(NamedTuple):
@@ -226,6 +227,10 @@ BMM = 121  # MATMUL kind, aux = [m, k, n, batch]
 FILLT = 122  # fill_ with a 0-d tensor: COPY kind, the value is b
 INDEX_PUT = 123  # setitem with an advanced index
 TOCOPY = 124
+# a custom autograd.Function: PYFUNC (kind CALLBACK) holds aux = [k, input records...];
+# each output is a PYFUNC_OUT (kind CBOUT) with a = the PYFUNC record, c = output index
+PYFUNC = 125
+PYFUNC_OUT = 126
 
 
 def _py_log(x: float) -> float:
@@ -476,6 +481,8 @@ OPS: tuple[Op, ...] = (
     Op(FILLT, "fill_", "FillBackward3", COPY, 0),
     Op(INDEX_PUT, "index_put_", "IndexPutBackward0", SETITEM, CON),
     Op(TOCOPY, "to", "ToCopyBackward0", UNARY, 0),
+    Op(PYFUNC, "function", "", CALLBACK, CON),
+    Op(PYFUNC_OUT, "function", "", CBOUT, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -923,7 +930,7 @@ def _stale(flags, r, consumer, mrec, mat):
 
 @njit(**NJIT)
 def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
-          start, pending, retain, hits, mrec, mat):
+          start, pending, retain, hits, mrec, mat, skip_hook):
     """Reverse sweep from record ``start`` down, until no reached record is pending.
 
     Records of kind SOURCE, and records flagged CAPTURE, are written to ``hits``
@@ -931,7 +938,13 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
     inputs).  ``mrec``/``mat``: records modified in place (sorted) and the first
     record recorded after each modification; consumers older than that read a
     stale saved value, which is PyTorch's version-counter error.
-    Returns (status, record, records newly freed, number of hits).
+
+    Python code runs inside a backward only at two kinds of records: a record
+    flagged HOOK (the sweep stops before it, Python rewrites its adjoint and
+    resumes at it with ``skip_hook`` set to it) and a custom Function's PYFUNC
+    record (the sweep stops after it, Python runs the Function's backward, seeds
+    its inputs and resumes below it).
+    Returns (status, record, records newly freed, number of hits, pending).
     """
     nh = 0
     nfree = 0
@@ -942,22 +955,33 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         if not f & REACHED:
             i -= 1
             continue
+        if f & HOOK and i != skip_hook:
+            return AT_HOOK, i, nfree, nh, pending
         o = op[i]
         kd = KIND[o]
         sv = SAVES[o]
         if f & FREED and sv:
-            return ERR_FREED, i, nfree, nh
+            return ERR_FREED, i, nfree, nh, pending
         if sv & SAVE_OUT and _stale(flags, i, i, mrec, mat):
-            return ERR_MODIFIED, i, nfree, nh
+            return ERR_MODIFIED, i, nfree, nh, pending
         if retain:
             flags[i] = f & (0xFF ^ REACHED)
         else:
             flags[i] = (f & (0xFF ^ REACHED)) | FREED
             nfree += 0 if f & FREED else 1
         pending -= 1
+        if kd == CALLBACK:  # run the Function's backward in Python, then resume below
+            return AT_CALLBACK, i, nfree, nh, pending
+        if kd == CBOUT:  # an output of a Function: hand its adjoint to Python, reach the Function
+            hits[nh] = i
+            nh += 1
+            gx, new = _target(a[i], n, off, adj, badj, flags)
+            pending += new
+            i -= 1
+            continue
         if f & CAPTURE or kd == SOURCE:
             if o == DEAD:
-                return ERR_FREED, i, nfree, nh
+                return ERR_FREED, i, nfree, nh, pending
             hits[nh] = i
             nh += 1
             if kd == SOURCE:
@@ -981,9 +1005,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 continue
             if op[ra] != CONST:
                 if sv & SAVE_IN and kd == BINARY and _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh
+                    return ERR_MODIFIED, rb, nfree, nh, pending
                 if sv & SAVE_IN and kd == UNARY and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 if not flags[ra] & REACHED:
                     adj[ra] = 0.0
                     flags[ra] |= REACHED
@@ -995,7 +1019,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
             if kd == BINARY and op[rb] != CONST:
                 if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 if not flags[rb] & REACHED:
                     adj[rb] = 0.0
                     flags[rb] |= REACHED
@@ -1009,7 +1033,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         if kd == UNARY:
             if op[ra] != CONST:
                 if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1021,7 +1045,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             z = _view(rb, n, off, val, bulk)
             if op[ra] != CONST:
                 if sv & SAVE_IN and _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh
+                    return ERR_MODIFIED, rb, nfree, nh, pending
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
                 for k in range(g.size):
@@ -1029,7 +1053,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                         gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k], cc)
             if op[rb] != CONST:
                 if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 gz, new = _target(rb, n, off, adj, badj, flags)
                 pending += new
                 for k in range(g.size):
@@ -1058,7 +1082,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         elif kd == NORM:
             if op[ra] != CONST:
                 if _stale(flags, ra, i, mrec, mat):  # saves its input
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1084,7 +1108,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             g3 = g.reshape((nb, mm, nn))
             if op[ra] != CONST:
                 if _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh
+                    return ERR_MODIFIED, rb, nfree, nh, pending
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
                 gx3 = gx.reshape((nb, mm, kk))
@@ -1093,7 +1117,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     gx3[q] += np.dot(g3[q], z3[q].T)
             if op[rb] != CONST:
                 if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 gz, new = _target(rb, n, off, adj, badj, flags)
                 pending += new
                 gz3 = gz.reshape((nb, kk, nn))
@@ -1138,7 +1162,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         elif kd == EXTREME:
             if op[ra] != CONST:
                 if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1157,7 +1181,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         elif kd == PRODUCT:
             if op[ra] != CONST:
                 if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1187,7 +1211,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 inner = auxi[at + 2]
                 x = _view(ra, n, off, val, bulk)
                 if o == CUMPROD and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh
+                    return ERR_MODIFIED, ra, nfree, nh, pending
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
                 for p in range(outer):
@@ -1245,9 +1269,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 for k in range(g.size):
                     gz[k] += g[k]
         else:
-            return ERR_OPCODE, i, nfree, nh
+            return ERR_OPCODE, i, nfree, nh, pending
         i -= 1
-    return DONE, i, nfree, nh
+    return DONE, i, nfree, nh, pending
 
 
 @njit(**NJIT)

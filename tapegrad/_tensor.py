@@ -16,6 +16,7 @@ value the graph holds never silently disagrees with what the forward computed.
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
 import threading
 import warnings
@@ -211,7 +212,7 @@ def _recording(*ts) -> bool:
     if not state.grad_enabled:
         return False
     for t in ts:
-        if t.__class__ is Tensor and t._rg:
+        if isinstance(t, Tensor) and t._rg:
             return True
     return False
 
@@ -416,7 +417,7 @@ def _number(y):
 
 def _binary(op, x, y, reverse=False):
     """x (a Tensor) op y (a Tensor or a Python number); ``reverse``: y op x."""
-    if y.__class__ is not Tensor:
+    if not isinstance(y, Tensor):  # subclasses (nn.Parameter) are tensors too
         if not isinstance(y, _NUMBER):
             if isinstance(y, np.generic):
                 y = y.item()
@@ -424,7 +425,7 @@ def _binary(op, x, y, reverse=False):
                 y = tensor(y)
             else:
                 return NotImplemented
-        if y.__class__ is not Tensor:
+        if not isinstance(y, Tensor):
             return _binary_number(op, x, y, reverse)
     if reverse:
         x, y = y, x
@@ -544,7 +545,7 @@ def _compare(ufunc, x, y):
     if (y.__class__ is float or y.__class__ is int) and (x._v is not None or (
             x._a.size == 1 and x._a.ndim == 0)):
         return _result(np.array(ufunc(x.item(), y)), D.bool_)  # one Python comparison
-    if y.__class__ is Tensor:
+    if isinstance(y, Tensor):
         broadcast_shapes(x.shape, y.shape)
         dt = D.result_type((x, y))
         yv = _val(y).astype(dt.np, copy=False)
@@ -723,6 +724,26 @@ class Node:
     @property
     def metadata(self) -> dict:
         return {}
+
+
+class RemovableHandle:
+    """Returned by register_hook: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks = hooks
+        self.id = key
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_hook_ids = itertools.count()
 
 
 class AccumulateGrad:
@@ -1031,6 +1052,33 @@ class Tensor:
         if not seg.dead:
             seg.retained[self._rec] = self
             seg.mark(self._rec, T.CAPTURE)
+
+    def register_hook(self, hook):
+        """hook(grad) runs when this tensor's gradient is computed; it may return a new one."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        x = _extra(self)
+        if x.hooks is None:
+            x.hooks = {}
+        key = next(_hook_ids)
+        x.hooks[key] = hook
+        seg = self._seg
+        if seg is not None and not seg.dead:
+            seg.hooked[self._rec] = self
+            seg.mark(self._rec, T.HOOK)
+        return RemovableHandle(x.hooks, key)
+
+    def _apply_hooks(self, g):
+        """Run the hooks on the flat float64 gradient g; returns the (possibly new) g."""
+        grad = _leaf(_out(g.reshape(self.shape), self._dt), self._dt)
+        for hook in list(self._x.hooks.values()):
+            out = hook(grad)
+            if out is not None:
+                if not isinstance(out, Tensor) or out.shape != grad.shape:
+                    raise RuntimeError("hook 'hook' has changed the size of value")
+                grad = out
+        new = np.asarray(_val(grad), dtype=np.float64).reshape(-1)
+        return new if not np.array_equal(new, g) else g
 
     @property
     def retains_grad(self) -> bool:

@@ -5,9 +5,11 @@ import numpy as np
 
 from .. import _engine as E
 from .._tensor import Tensor, _val
+from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "Function", "FunctionCtx", "once_differentiable"]
 
 
 def _as_tuple(x):
