@@ -239,6 +239,17 @@ def _refs_baseline():
 _BASELINE = _refs_baseline()
 
 
+def _outside_refs(obj):
+    """References to obj other than those of this call."""
+    return sys.getrefcount(obj) - _OWN_REFS
+
+
+_OWN_REFS = 0
+_probe = object()
+_OWN_REFS = _outside_refs(_probe) - 1  # calibrated on an object with one outside reference
+del _probe
+
+
 def segment_full(seg: Segment) -> Segment:
     """Called when ``seg`` has used its record budget: reset, grow or rotate."""
     if sys.getrefcount(seg) - 1 <= _BASELINE:  # nothing but the thread state holds it
@@ -246,7 +257,7 @@ def segment_full(seg: Segment) -> Segment:
         seg.cols[8][:seg.nrec] = 0
         seg._reset()
         return seg
-    if seg.limit < _config.ROTATE_RECORDS:
+    if seg.limit < _config.ROTATE_RECORDS and seg.nbulk <= _config.ROTATE_VALUES:
         seg.limit *= 2
         return seg
     fresh = Segment()
@@ -256,7 +267,7 @@ def segment_full(seg: Segment) -> Segment:
 
 def current() -> Segment:
     seg = state.seg
-    if seg.nrec >= seg.limit:
+    if seg.nrec >= seg.limit or seg.nbulk > _config.ROTATE_VALUES:
         seg = segment_full(seg)
     return seg
 
@@ -303,11 +314,33 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
         if seg.dead:
             raise RuntimeError(_FREED_MSG)
         pending.setdefault(seg, []).append((t._rec, g))
+    swept = False
     while pending:
         seg = max(pending, key=lambda s: s.id)
         _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
+        swept = swept or seg is state.seg
         if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
             _retire(seg)
+    seg = None
+    if swept and not retain_graph:
+        _retire_if_only_roots(state.seg, roots)
+
+
+def _retire_if_only_roots(cur, roots):
+    """Retire the current segment when nothing but the backward's roots still refers to it.
+
+    Its other records are then garbage (recorded, never differentiated, their
+    tensors dead: the ``while y.norm() < 1000`` of the tutorial) or freed.  Where
+    the count can't be trusted (retained grads, hooks, Functions, in-place
+    records hold tensors), the segment is left alone; that errs on the safe side.
+    """
+    if cur.dead or cur.retained or cur.hooked or cur.callbacks or cur.modified:
+        return
+    nroots = len({id(t) for t in roots if t._seg is cur})
+    # outside references: state.seg, the local `cur`, each root, each cached Node
+    if _outside_refs(cur) == 2 + nroots + len(cur.nodes):
+        _retire(cur)
+
 
 
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -138,8 +139,9 @@ def where(condition, input=None, other=None):
     x = input if isinstance(input, Tensor) else None
     y = other if isinstance(other, Tensor) else None
     ref = x if x is not None else y
-    if ref is None:
-        raise TypeError("where(): expected at least one Tensor argument")
+    if ref is None:  # two numbers: a constant tensor
+        dt = D.result_type([input, other])
+        return _result(_out(np.where(_val(condition).astype(bool), input, other), dt), dt)
     dt = D.result_type([t for t in (input, other)])
     x = _as_tensor(input, ref).to(dt) if x is None else x
     y = _as_tensor(other, ref).to(dt) if y is None else y
@@ -190,9 +192,13 @@ min_values = namedtuple("min", ["values", "indices"])
 def _extreme(x, op, dim, keepdim):
     dims = _dims(dim, x.ndim)
     a = _val(x)
-    if a.size == 0:
+    if a.size == 0 and dim is None:
         raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim to be specified for "
                          "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+    for d in dims:
+        if a.shape[d] == 0:
+            raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim {d} to have non-zero "
+                             "size.")
     fn = np.amax if op in (T.AMAX, T.MAXALL) else np.amin
     full = dim is None
     out = _out(fn(a, axis=dims if not full else None, keepdims=keepdim and not full), x._dt)
@@ -302,13 +308,24 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return comp.output(_var(input, dim, c, keepdim))
 
 
-def _var(x, dim, c, keepdim):
+def _var(x, dim, c, keepdim, name="var"):
     dims = _dims(dim, x.ndim)
     n = math.prod(x.shape[d] for d in dims) if dims else 1
-    mu = x.mean(dim=dims if dim is not None else None, keepdim=True) if x.ndim else x
+    if n - c <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+    mu = x.mean(dim=dims, keepdim=True) if dims else x
     d = x - mu
-    s = (d * d).sum(dim=dims if dim is not None else None, keepdim=keepdim)
+    s = (d * d).sum(dim=dims, keepdim=keepdim) if dims else d * d
     return s / builtins.max(n - c, 0)
+
+
+def _masked_root(v, p):
+    """v ** (1/p), with the gradient 0 where v == 0 (PyTorch's convention for std and norms)."""
+    mask = tensor(_val(v) != 0)
+    safe = where(mask, v, 1.0)
+    return where(mask, safe.sqrt() if p == 2 else safe ** (1.0 / p), 0.0)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -316,7 +333,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
         unbiased, dim = dim, None
     c = _correction(unbiased, correction)
     with composite("StdBackward0", (input,)) as comp:
-        return comp.output(_var(input, dim, c, keepdim).sqrt())
+        return comp.output(_masked_root(_var(input, dim, c, keepdim, "std"), 2))
 
 
 def _shift(x, dim):
@@ -396,7 +413,9 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
             return _result(_out(np.count_nonzero(_val(x), axis=dims, keepdims=keepdim),
                                 x.dtype), x.dtype)
         else:
-            out = (a**p).sum(dim=dims, keepdim=keepdim) ** (1.0 / p)
+            nz = tensor(_val(a) > 0)  # |x|^p with gradient 0 at x = 0, as PyTorch
+            ap = where(nz, where(nz, a, 1.0) ** p, 0.0)
+            out = _masked_root(ap.sum(dim=dims, keepdim=keepdim), p)
         return comp.output(out)
 
 
@@ -421,6 +440,11 @@ def _index_offsets(x, dim, idx):
     """Flat offsets into x of x[..., idx[...], ...] along dim (gather/scatter indexing)."""
     d = _wrap_dim(dim, x.ndim)
     size = x.shape[d] if x.ndim else 1
+    if x.ndim == 0:
+        if idx.size and (idx.min() < -1 or idx.max() > 0):
+            bad = idx[(idx < -1) | (idx > 0)].reshape(-1)[0]
+            raise RuntimeError(f"index {bad} is out of bounds for dimension 0 with size 1")
+        return np.zeros(idx.shape, dtype=np.int64), d
     if idx.size and (idx.min() < -size or idx.max() >= size):
         bad = idx[(idx < -size) | (idx >= size)].reshape(-1)[0]
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
@@ -439,7 +463,7 @@ def index_select(input, dim, index):
     idx = _index_array(index, "index_select").reshape(-1)
     d = _wrap_dim(dim, input.ndim)
     grid = _grid(input.shape)
-    offsets = np.take(grid, idx, axis=d) if input.ndim else grid.reshape(1)[idx]
+    offsets = np.take(grid, idx, axis=d) if input.ndim else grid.reshape(1)[idx].reshape(())
     return _gather(T.INDEX_SELECT, input, _val(input).reshape(-1)[offsets], offsets)
 
 
@@ -476,7 +500,7 @@ def masked_fill(input, mask, value):
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
                                f"tensor with {value.ndim} dimension(s).")
         vals = np.broadcast_to(_val(value).astype(input.dtype.np), offsets.shape)
-        return _replace(input, T.MASKED_FILL, offsets, value, vals)
+        return _replace(input, T.MASKED_FILL_T, offsets, value if value._rg else None, vals)
     vals = np.full(offsets.shape, value, dtype=input.dtype.np)
     return _replace(input, T.MASKED_FILL, offsets, None, vals)
 
@@ -495,7 +519,8 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     idx = _index_array(index, "scatter")
     offsets, _ = _index_offsets(input, dim, idx)
     src_t, vals = _scatter_src(src if src is not None else value, idx, input)
-    return _replace(input, T.SCATTER, offsets, src_t, vals)
+    return _replace(input, T.SCATTER if src_t is not None else T.SCATTER_VALUE, offsets, src_t,
+                    vals)
 
 
 def scatter_add(input, dim, index, src):
@@ -586,6 +611,7 @@ def split(tensor_, split_size_or_sections, dim=0):
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
                                f"dimension size of {size}")
         bounds = [(s, builtins.min(s + step, size)) for s in range(0, size, builtins.max(step, 1))]
+        bounds = bounds or [(0, 0)]  # an empty dimension still gives one (empty) piece
         op = T.SPLIT
     else:
         sections = list(split_size_or_sections)
@@ -607,7 +633,9 @@ def chunk(input, chunks, dim=0):
     step = -(-size // chunks) if chunks > 0 else 0
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
-    return split(input, builtins.max(step, 1), d) if size else (input,)
+    if size == 0:
+        return split(input, [0] * chunks, d)
+    return split(input, step, d)
 
 
 def unbind(input, dim=0):
@@ -679,7 +707,9 @@ def _bmm(x, y, batch, m, k, n):
 
 
 def batched_matmul(a, b):
-    """matmul when either side has more than 2 dimensions (PyTorch's folding rules)."""
+    """matmul when either side has more than 2 dimensions, following PyTorch's choices
+    (which decide the grad_fn names): an operand whose batch dimensions are all 1 is
+    treated as a matrix and folded into one mm; otherwise a bmm over the broadcast batch."""
     va = a.unsqueeze(0) if a.ndim == 1 else a
     vb = b.unsqueeze(-1) if b.ndim == 1 else b
     m, k = va.shape[-2:]
@@ -688,17 +718,24 @@ def batched_matmul(a, b):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{math.prod(va.shape[:-2])}, {k}] but got: "
                            f"[{math.prod(vb.shape[:-2])}, {k2}].")
-    if vb.ndim == 2:  # fold the batch into the rows: one mm, then a view back
-        out = _unsafe_view(va.reshape(-1, k) @ vb, tuple(va.shape[:-1]) + (n,))
+    batch = broadcast_shapes(tuple(va.shape[:-2]), tuple(vb.shape[:-2]))
+    flat_a = math.prod(va.shape[:-2]) == 1
+    flat_b = math.prod(vb.shape[:-2]) == 1
+    if flat_b and (a.ndim >= 3 or b.ndim <= 2):
+        # b is a matrix: fold a's batch into rows, one mm, then a view back
+        out = _unsafe_view(va.reshape(-1, k) @ vb.reshape(k, n), (*batch, m, n))
+    elif flat_a and b.ndim >= 3:
+        # a is a matrix: (b^T a^T)^T, folded the same way; the transpose is materialised
+        rows = vb.mT.reshape(-1, k) @ va.reshape(m, k).mT
+        out = _unsafe_view(rows, (*batch, n, m)).mT.clone()
     else:
-        batch = broadcast_shapes(tuple(va.shape[:-2]), tuple(vb.shape[:-2]))
         xa = va if tuple(va.shape[:-2]) == batch else va.expand(*batch, m, k)
         xb = vb if tuple(vb.shape[:-2]) == batch else vb.expand(*batch, k, n)
         out = _unsafe_view(_bmm(xa, xb, batch, m, k, n), (*batch, m, n))
-    if a.ndim == 1:
-        out = out.squeeze(-2)
-    if b.ndim == 1:
-        out = out.squeeze(-1)
+    if a.ndim == 1 or b.ndim == 1:
+        out = _unsafe_view(out, tuple(s for i, s in enumerate(out.shape)
+                                      if not ((a.ndim == 1 and i == out.ndim - 2) or
+                                              (b.ndim == 1 and i == out.ndim - 1))))
     return out
 
 
@@ -771,4 +808,7 @@ def einsum(equation, *operands):
         total = total.sum(dim=tuple(summed))
     kept = [c for c in order if c in rhs]
     perm = [kept.index(c) for c in rhs]
-    return total.permute(*perm) if perm != list(range(len(perm))) else total
+    out = total.permute(*perm) if perm != list(range(len(perm))) else total
+    if summed and len(specs) > 1:  # PyTorch contracts with bmm and ends with a view
+        out = out.view(out.shape)
+    return out

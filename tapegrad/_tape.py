@@ -223,6 +223,8 @@ CUMPROD = 117
 SCATTER = 118  # SETITEM kind: the map sends b's elements to positions of a
 MASKED_FILL = 119
 SCATTER_ADD = 120
+SCATTER_VALUE = 127  # scatter with a number: ScatterBackward1
+MASKED_FILL_T = 128  # masked_fill with a 0-d tensor: MaskedFillBackward1
 BMM = 121  # MATMUL kind, aux = [m, k, n, batch]
 FILLT = 122  # fill_ with a 0-d tensor: COPY kind, the value is b
 INDEX_PUT = 123  # setitem with an advanced index
@@ -341,7 +343,7 @@ def _np_clamp(x, c, d):
 def _py_clamp(x, c, d):
     if x != x:
         return x
-    return c if x < c else (d if x > d else x)
+    return min(max(x, c), d)
 
 
 def _np_logsigmoid(x):
@@ -431,7 +433,7 @@ OPS: tuple[Op, ...] = (
     Op(SIGN, "sign", "SignBackward0", UNARY, 0, np.sign, _py_sign),
     Op(FLOOR, "floor", "FloorBackward0", UNARY, 0, np.floor, math.floor),
     Op(CEIL, "ceil", "CeilBackward0", UNARY, 0, np.ceil, math.ceil),
-    Op(ROUND, "round", "RoundBackward0", UNARY, 0, np.round, round),
+    Op(ROUND, "round", "RoundBackward0", UNARY, 0, np.round, lambda x: float(np.round(x))),
     Op(TRUNC, "trunc", "TruncBackward0", UNARY, 0, np.trunc, math.trunc),
     Op(LEAKY_RELU, "leaky_relu", "LeakyReluBackward0", UNARY, IN, _np_leaky_relu,
        _py_leaky_relu, 1),
@@ -483,6 +485,8 @@ OPS: tuple[Op, ...] = (
     Op(TOCOPY, "to", "ToCopyBackward0", UNARY, 0),
     Op(PYFUNC, "function", "", CALLBACK, CON),
     Op(PYFUNC_OUT, "function", "", CBOUT, 0),
+    Op(SCATTER_VALUE, "scatter", "ScatterBackward1", SETITEM, CON),
+    Op(MASKED_FILL_T, "masked_fill", "MaskedFillBackward1", SETITEM, CON),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -627,8 +631,9 @@ def _unary_f2(op, x, c, d):
         return math.fmod(x, c)
     if op == REMAINDERC:
         return x - math.floor(x / c) * c
-    # CLAMP: nan stays nan
-    return c if x < c else (d if x > d else x)
+    if op == CLAMP:  # min(max(x, lo), hi), as PyTorch: nan stays nan; lo > hi gives hi
+        return x if x != x else min(max(x, c), d)
+    return x  # identities (TOCOPY...)
 
 
 @_j
@@ -685,10 +690,11 @@ def _unary_b2(op, g, x, y, c, d):
         return 0.0 if (x <= c or x >= d) else g
     if op == LOGSIGMOID:
         return g / (1.0 + math.exp(x))  # g * sigmoid(-x); exp overflow gives 0, as it should
-    if op == FMODC or op == REMAINDERC:
-        return g
-    # CLAMP: the gradient passes where min <= x <= max
-    return g if (c <= x <= d) else 0.0
+    if op == CLAMP:  # the gradient passes where min <= x <= max
+        return g if (c <= x <= d) else 0.0
+    if op == TOCOPY and c == 1.0:  # a float64 -> float32 cast: PyTorch's gradient is float32
+        return float(np.float32(g))
+    return g  # FMODC, REMAINDERC and the identities
 
 
 @_j

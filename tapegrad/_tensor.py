@@ -502,6 +502,10 @@ def _binary_number(op, x, c, reverse):
             v = cf - xv
         elif code == T.DIVC:
             v = xv / cf if cf != 0.0 else _py_div0(xv, cf)
+        elif code == T.FMODC:
+            v = math.fmod(xv, cf) if cf != 0.0 else math.nan
+        elif code == T.REMAINDERC:
+            v = xv - math.floor(xv / cf) * cf if cf != 0.0 else math.nan
         else:
             v = builtins.float(_pow(xv, cf) if code == T.POWC else _pow(cf, xv))
         if x._rg and state.grad_enabled:
@@ -1169,9 +1173,9 @@ class Tensor:
                 dt = a
             elif isinstance(a, Tensor):
                 dt = a.dtype
-        if dt is None or dt is self._dt:
+        if (dt is None or dt is self._dt) and not kwargs.get("copy", False):
             return self
-        return self._cast(dt)
+        return self._cast(self._dt if dt is None else dt)
 
     def type(self, dtype=None):
         if dtype is None:
@@ -1202,7 +1206,8 @@ class Tensor:
     def _cast(self, dt):
         a = _out(_val(self), dt)
         if self._rg and state.grad_enabled and dt.is_floating_point:
-            return _record_result(T.TOCOPY, a, dt, (self,))
+            narrowing = dt.itemsize < self._dt.itemsize  # its gradient is rounded, as PyTorch's
+            return _record_result(T.TOCOPY, a, dt, (self,), c=1.0 if narrowing else 0.0)
         return _result(a, dt)
 
     # ------------------------------------------------------------ arithmetic
@@ -1646,6 +1651,9 @@ class Tensor:
 
     def bmm(self, mat2):
         return L.bmm(self, mat2)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return L.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
 
     def outer(self, vec2):
         return L.outer(self, vec2)

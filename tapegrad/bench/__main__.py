@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  progress=not args.no_progress, blas_threads=args.blas_threads or None)
     m = report["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m.items()
-                         if k not in ("cpu", "cores", "platform"))
+                         if k not in ("cpu", "cores", "platform", "load_at_start", "load_at_end"))
     print(f"\n{m['cpu']}, {m['cores']} cores; {versions}")
     print(f"float64; engines interleaved round by round; NumPy BLAS threads "
           f"{report['settings']['numpy_blas_threads']}; total {report['elapsed_s']:.1f} s\n")

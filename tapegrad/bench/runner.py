@@ -152,6 +152,16 @@ def machine_info(engines: dict[str, Engine] | None = None) -> dict[str, Any]:
     return info
 
 
+def _error(res: Result, exc: BaseException) -> Result:
+    """Mark ``res`` as ERROR with the exception's first line (traceback on request)."""
+    res.status = "ERROR"
+    res.note = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    res.times_s = []
+    if os.environ.get("TAPEGRAD_BENCH_TRACEBACK"):
+        traceback.print_exception(exc)
+    return res
+
+
 def _timed(prep: Prepared, inner: int) -> float:
     step = prep.step
     t0 = time.perf_counter()
@@ -161,11 +171,14 @@ def _timed(prep: Prepared, inner: int) -> float:
 
 
 def run_workload(wl: Workload, engines: dict[str, Engine], rounds: int, target_s: float,
-                 tiny: bool, progress: Progress, reference: str | None) -> dict[str, Result]:
+                 tiny: bool, progress: Progress, reference: str | None,
+                 blas_threads: int | None = 1) -> dict[str, Result]:
     """Check, calibrate and time every engine on one workload, interleaved round by round.
 
     ``reference`` names the engine whose gradient the others must match (PyTorch when it is
-    installed); it is prepared first.
+    installed); it is prepared first. ``blas_threads`` is applied again once every engine has
+    run: a BLAS library loaded lazily by a first call (Numba's ``np.dot`` binds SciPy's) would
+    otherwise keep its default thread count.
     """
     case = wl.case(tiny)
     results: dict[str, Result] = {}
@@ -182,15 +195,9 @@ def run_workload(wl: Workload, engines: dict[str, Engine], rounds: int, target_s
         try:
             eng.activate()
             prep = eng.prepare(wl, case)
-            t0 = time.perf_counter()
-            out = prep.step()
-            t_first = time.perf_counter() - t0
-            grads = prep.to_numpy(out)
-            del out
+            grads = prep.to_numpy(prep.step())
         except Exception as exc:
-            results[name] = Result("ERROR", f"{type(exc).__name__}: {exc}".splitlines()[0])
-            if os.environ.get("TAPEGRAD_BENCH_TRACEBACK"):
-                traceback.print_exc()
+            results[name] = _error(Result(""), exc)
             progress.update(f"{wl.name}: {name}", 1 + rounds)
             continue
         if name == reference:
@@ -200,28 +207,45 @@ def run_workload(wl: Workload, engines: dict[str, Engine], rounds: int, target_s
             res.max_rel_err = grad_error(grads, ref_grads)
             if not res.max_rel_err <= RTOL:
                 res.status = "FAILED"
-                res.note = f"gradient differs from {reference}'s: max rel. error {res.max_rel_err:.2e}"
+                res.note = (f"gradient differs from {reference}'s: max rel. error "
+                            f"{res.max_rel_err:.2e}")
         elif ref_grads is None and name != reference:
             res.note = "not checked: the reference engine failed"
         results[name] = res
         if res.status == "ok":
-            prepared[name] = prep
-            # calibrate: enough calls per round that a batch lasts about target_s (the first
-            # call, which may include warm-up, is enough to tell that one call is plenty)
-            t_one = t_first if t_first > 2 * target_s else _timed(prep, 1)
-            res.inner = max(1, min(100_000, int(target_s / max(t_one, 1e-9))))
-            progress.update(f"{wl.name}: {name} ready", 1)
-        else:
-            progress.update(f"{wl.name}: {name} {res.status}", 1 + rounds)
+            # calibrate on a second call (the first one may include compilation): enough
+            # calls per round that a batch lasts about target_s
+            try:
+                t_one = _timed(prep, 1)
+            except Exception as exc:
+                _error(res, exc)
+            else:
+                prepared[name] = prep
+                res.inner = max(1, min(100_000, int(target_s / max(t_one, 1e-9))))
+        progress.update(f"{wl.name}: {name} {res.status}", 1 if res.status == "ok" else 1 + rounds)
     names = list(prepared)
+    if blas_threads is not None:
+        set_blas_threads(blas_threads)
+    # Freeze what exists now (libraries, inputs) so that a full garbage collection triggered by
+    # one engine's garbage does not traverse every other engine's heap inside its timing.
     gc.collect()
+    gc.freeze()
     for r in range(rounds):
         k = r % max(len(names), 1)
         for name in names[k:] + names[:k]:
+            if name not in prepared:
+                continue
             progress.update(f"{wl.name}: {name} round {r + 1}/{rounds}", 0)
             engines[name].activate()
-            results[name].times_s.append(_timed(prepared[name], results[name].inner))
+            try:
+                results[name].times_s.append(_timed(prepared[name], results[name].inner))
+            except Exception as exc:  # e.g. state left over by an earlier call
+                _error(results[name], exc)
+                del prepared[name]
+                progress.update(f"{wl.name}: {name} ERROR", rounds - r)
+                continue
             progress.update(f"{wl.name}: {name} round {r + 1}/{rounds}", 1)
+    names = list(prepared)
     base = results.get(BASELINE)
     for name in names:
         res = results[name]
@@ -229,6 +253,7 @@ def run_workload(wl: Workload, engines: dict[str, Engine], rounds: int, target_s
         res.grads_per_s = 1.0 / res.median_s
         if base is not None and base.status == "ok" and base.times_s:
             res.ratio = float(np.median(np.array(base.times_s) / np.array(res.times_s)))
+    gc.unfreeze()
     prepared.clear()
     gc.collect()
     return results
@@ -282,14 +307,22 @@ def run(engine_names: Sequence[str], workload_names: Sequence[str], rounds: int 
         "notes": notes,
         "workloads": {},
     }
+    if hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+        report["machine"]["load_at_start"] = round(load, 2)
+        if load > 0.5:
+            print(f"note: load average {load:.2f} before starting: other processes are using "
+                  "the CPU, expect noisier numbers (ratios are paired per round)", file=log)
     t0 = time.perf_counter()
     for i, wl in enumerate(wls):
-        res = run_workload(wl, engines, rounds, target_s, tiny, bar, reference)
+        res = run_workload(wl, engines, rounds, target_s, tiny, bar, reference, blas_threads)
         report["workloads"][wl.name] = {"summary": wl.summary,
                                         "results": {n: asdict(r) for n, r in res.items()}}
         bar.note(f"[{i + 1}/{len(wls)}] {wl.name}")
     bar.close()
     report["elapsed_s"] = time.perf_counter() - t0
+    if hasattr(os, "getloadavg"):
+        report["machine"]["load_at_end"] = round(os.getloadavg()[0], 2)
     return report
 
 
@@ -317,11 +350,13 @@ def format_report(report: dict[str, Any]) -> str:
     w0 = max([len("workload")] + [len(w) for w in wls]) + 2
     cw = max([9] + [len(e) + 2 for e in engines])
     lines = []
-    s = report["settings"]
-    for title, kind in (("gradients per second (median of %d interleaved rounds)" % s["rounds"],
-                         "rate"),
+    rounds = report["settings"]["rounds"]
+    for title, kind in ((f"gradients per second (median of {rounds} interleaved rounds)", "rate"),
                         (f"speed relative to {BASELINE} (1 thread), median of per-round ratios; "
                          ">1 is faster", "ratio")):
+        if kind == "ratio" and not any(r.get("ratio") for d in wls.values()
+                                       for r in d["results"].values()):
+            continue  # no baseline in this run
         lines.append(title)
         lines.append("workload".ljust(w0) + "".join(e.rjust(cw) for e in engines))
         for w, d in wls.items():
@@ -338,8 +373,16 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("jax-jit trace + compile time (first call, not in the tables above):")
         lines.extend(compile_lines)
         lines.append("")
-    extra = [f"  {w} / {e}: {r['status']}: {r['note']}" for w, d in wls.items()
-             for e, r in d["results"].items() if r["note"]]
+    # n/a cells: one line per engine and reason; anything else: one line per cell
+    na: dict[tuple[str, str], list[str]] = {}
+    extra = []
+    for w, d in wls.items():
+        for e, r in d["results"].items():
+            if r["status"] == "n/a":
+                na.setdefault((e, r["note"]), []).append(w)
+            elif r["note"]:
+                extra.append(f"  {w} / {e}: {r['status']}: {r['note']}")
+    extra += [f"  {e}: n/a ({why}): {', '.join(ws)}" for (e, why), ws in na.items()]
     if extra:
         lines.append("notes:")
         lines.extend(extra)
@@ -376,7 +419,7 @@ def write_plot(report: dict[str, Any], path: str) -> str | None:
         return "matplotlib is not installed: no plot written (pip install matplotlib)"
     engines = [e for e in report["engines"] if e != BASELINE]
     wls = list(report["workloads"])
-    fig, ax = plt.subplots(figsize=(11, 4.6), dpi=80)
+    fig, ax = plt.subplots(figsize=(12, 4.6), dpi=80)
     width = 0.8 / max(len(engines), 1)
     x = np.arange(len(wls))
     for i, e in enumerate(engines):
@@ -385,7 +428,7 @@ def write_plot(report: dict[str, Any], path: str) -> str | None:
             r = report["workloads"][w]["results"].get(e)
             vals.append(r["ratio"] if r and r["status"] == "ok" and r["ratio"] else np.nan)
         ax.bar(x + (i - (len(engines) - 1) / 2) * width, vals, width, label=e)
-    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.axhline(1.0, color="black", linewidth=0.8, label=f"{BASELINE} (1 thread) = 1")
     ax.set_yscale("log")
     ax.set_xticks(x)
     ax.set_xticklabels(wls, rotation=20, ha="right", fontsize=9)
@@ -393,7 +436,7 @@ def write_plot(report: dict[str, Any], path: str) -> str | None:
     m = report["machine"]
     ax.set_title(f"Gradient evaluations, float64, ratio to PyTorch eager single-threaded "
                  f"(higher is faster)\n{m['cpu']}, {m['cores']} cores", fontsize=10)
-    ax.legend(fontsize=8, ncol=min(len(engines), 6), loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

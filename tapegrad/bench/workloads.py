@@ -130,7 +130,7 @@ def llsq_obj_torch(torch: Any, params: Sequence[Any], consts: Mapping[str, Any])
     for i in range(x.shape[0]):
         model = model + x[i] * ti
         ti = ti * t
-    return 0.5 * ((model - q) ** 2).sum()
+    return 0.5 * torch.square(model - q).sum()
 
 
 def llsq_obj_np(np: Any, params: Sequence[Any], consts: Mapping[str, Any]) -> Any:
@@ -142,7 +142,7 @@ def llsq_obj_np(np: Any, params: Sequence[Any], consts: Mapping[str, Any]) -> An
     for i in range(x.shape[0]):
         model = model + x[i] * ti
         ti = ti * t
-    return 0.5 * np.sum((model - q) ** 2)
+    return 0.5 * np.sum(np.square(model - q))
 
 
 def llsq_obj_scalar(params: Sequence[Any], consts: Mapping[str, Any]) -> Any:
