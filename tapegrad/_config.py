@@ -19,16 +19,30 @@ ROTATE_RECORDS = 1 << 16
 ROTATE_VALUES = 1 << 20
 
 
-def pin_blas_threads(n: int = 1) -> None:
-    """Limit the BLAS pool Numba's ``np.dot`` uses (SciPy's OpenBLAS).
+def pin_blas_threads() -> None:
+    """Limit the BLAS pool Numba's ``np.dot`` uses inside the sweep (SciPy's OpenBLAS).
 
-    Its threads fight other pools on small machines: one backward was measured
-    70x slower until this was pinned.
+    Its threads fought other pools on a 2-core machine: one backward was measured
+    10-70x slower until this was pinned.  Only SciPy's OpenBLAS is touched, not
+    NumPy's, which the user's own forward code uses.  ``TAPEGRAD_BLAS_THREADS``
+    sets the count (default 1).
     """
+    import ctypes
+
+    n = int(os.environ.get("TAPEGRAD_BLAS_THREADS", "1"))
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, str(n))
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line and "/scipy" in line}
+    except OSError:  # not Linux: leave the pool alone
         return
-    threadpool_limits(n, user_api="blas")
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(ctypes.c_int(n))
+                break

@@ -343,6 +343,9 @@ def _retire_if_only_roots(cur, roots):
 
 
 
+_blas_pinned = []
+
+
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     """Sweep one segment from its seeds; Python runs only at hooks, Functions and hits."""
     seg.flush()
@@ -367,6 +370,9 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
                 op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
                 start, npend, bool(retain), hits, mrec, mat, skip)
             seg.nfreed += nfree
+            if not _blas_pinned:  # the sweep's BLAS is loaded with it: pin its threads once
+                _blas_pinned.append(True)
+                _config.pin_blas_threads()
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:
                 break
