@@ -15,8 +15,8 @@ STAGE_RECORDS = 1 << 11
 # A segment that is still referenced is grown up to this many records; past
 # it a new segment is started, so garbage graphs never hold unbounded memory.
 ROTATE_RECORDS = 1 << 16
-# ... and past this many values (8 MiB) in its arena.
-ROTATE_VALUES = 1 << 20
+# ... and past this many values (64 MiB) in its arena.
+ROTATE_VALUES = 1 << 23
 
 
 def pin_blas_threads() -> None:

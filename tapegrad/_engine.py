@@ -38,10 +38,11 @@ class Segment:
                  "__weakref__")
 
     def __init__(self):
-        try:
-            cols, bulk, badj, auxi, used = _pool.pop()
+        try:  # the largest array set: a training step then never grows its arrays again
+            k = max(range(len(_pool)), key=lambda j: len(_pool[j][1]))
+            cols, bulk, badj, auxi, used = _pool.pop(k)
             cols[8][:used] = 0  # flags of the records the last owner used
-        except IndexError:
+        except (IndexError, ValueError):
             cols = _new_columns(_config.SEGMENT_RECORDS)
             bulk = np.empty(_config.SEGMENT_VALUES)
             badj = np.empty(_config.SEGMENT_VALUES)
@@ -314,15 +315,17 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
         if seg.dead:
             raise RuntimeError(_FREED_MSG)
         pending.setdefault(seg, []).append((t._rec, g))
-    swept = False
+    current_swept = False
     while pending:
         seg = max(pending, key=lambda s: s.id)
         _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
-        swept = swept or seg is state.seg
-        if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
-            _retire(seg)
+        if seg is state.seg and not retain_graph:
+            if seg.nfreed + seg.nconst >= seg.nrec:
+                _retire(seg)
+            else:
+                current_swept = True
     seg = None
-    if swept and not retain_graph:
+    if current_swept:
         _retire_if_only_roots(state.seg, roots)
 
 
