@@ -133,6 +133,20 @@ def lerp(input, end, weight):
     return _result(out, dt)
 
 
+def clamp_tensor(input, min=None, max=None):  # noqa: A002
+    """clamp with tensor bounds (ClampBackward0): the gradient reaches x inside the bounds and
+    each bound where it wins, as in PyTorch."""
+    with composite("ClampBackward0", (input, min, max)) as comp:
+        out = input
+        if min is not None:
+            lo = min if isinstance(min, Tensor) else tensor(min, dtype=input.dtype)
+            out = where(tensor(_val(input) < _val(lo)), lo, out)
+        if max is not None:
+            hi = max if isinstance(max, Tensor) else tensor(max, dtype=input.dtype)
+            out = where(tensor(_val(input) > _val(hi)), hi, out)
+        return comp.output(out)
+
+
 def where(condition, input=None, other=None):
     if input is None and other is None:
         return tuple(_result(a.astype(np.int64), D.int64) for a in np.nonzero(_val(condition)))

@@ -1415,7 +1415,7 @@ class Tensor:
 
     def clamp(self, min=None, max=None):
         if isinstance(min, Tensor) or isinstance(max, Tensor):
-            raise TypeError("tapegrad: clamp with tensor bounds is not supported yet")
+            return L.clamp_tensor(self, min, max)
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
         lo = -math.inf if min is None else builtins.float(min)
