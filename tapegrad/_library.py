@@ -140,10 +140,10 @@ def clamp_tensor(input, min=None, max=None):  # noqa: A002
         out = input
         if min is not None:
             lo = min if isinstance(min, Tensor) else tensor(min, dtype=input.dtype)
-            out = where(tensor(_val(input) < _val(lo)), lo, out)
-        if max is not None:
+            out = where(tensor(_val(out) < _val(lo)), lo, out)
+        if max is not None:  # min(max(x, lo), hi), as PyTorch: hi wins when lo > hi
             hi = max if isinstance(max, Tensor) else tensor(max, dtype=input.dtype)
-            out = where(tensor(_val(input) > _val(hi)), hi, out)
+            out = where(tensor(_val(out) > _val(hi)), hi, out)
         return comp.output(out)
 
 
