@@ -115,6 +115,8 @@ _F64 = D.float64
 _LIMIT = E.STAGE_LIMIT
 
 
+# _scalar_c and _scalar_b build their result inline rather than through _result: they are the
+# hottest path of the library (one call per 0-d op) and a call costs ~10% of the op.
 def _scalar_c(op, x, c, v):
     """Result v of op on the fast-path scalar x and the Python number c."""
     if x._rg:
