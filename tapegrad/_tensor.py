@@ -847,9 +847,16 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __new__(cls, *args, **kwargs):
-        if cls is Tensor and args and not kwargs and all(isinstance(a, builtins.int) for a in args):
-            return zeros(*args)
-        return tensor(args[0] if args else [], dtype=kwargs.get("dtype", D.get_default_dtype()))
+        if args and not kwargs and all(isinstance(a, builtins.int) for a in args):
+            t = zeros(*args)
+        else:
+            t = tensor(args[0] if args else [], dtype=kwargs.get("dtype", D.get_default_dtype()))
+        if cls is Tensor:
+            return t
+        sub = _new(cls)  # a subclass instance (MyTensor([1., 2.])) with the same state
+        for k in ("_v", "_a", "_dt", "_rg", "_seg", "_rec", "_x"):
+            setattr(sub, k, getattr(t, k))
+        return sub
 
     # ------------------------------------------------------------ basics
     @property

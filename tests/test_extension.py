@@ -269,3 +269,23 @@ def test_backward_inputs_accumulates_only_into_inputs():
     out = _both(prog)
     assert out[0] is True
     np.testing.assert_allclose(out[1], [1.0, 2.0])
+
+
+# ------------------------------------------------------------------ the package surface
+
+def test_tensor_subclass_keeps_its_type_and_records():
+    class MyTensor(tapegrad.Tensor):
+        pass
+
+    t = MyTensor([1.0, 2.0])
+    assert type(t) is MyTensor
+    w = tapegrad.tensor([3.0, 4.0], requires_grad=True)
+    (t * w).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [1.0, 2.0])
+
+
+def test_nn_and_optim_reachable_after_import_as_torch():
+    import tapegrad as torch_like
+
+    assert torch_like.optim.SGD is not None
+    assert torch_like.nn.functional.relu is not None

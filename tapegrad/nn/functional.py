@@ -1,22 +1,66 @@
-"""``tapegrad.nn.functional``: activations and softmax, each one tape record (or one composite)."""
+"""``tapegrad.nn.functional``: PyTorch's functional API over the tape's primitives.
+
+Activations are one tape record each.  Ops PyTorch implements as one autograd
+node but that are clearest as a composition of primitives (losses, layer norm,
+convolution, pooling...) run inside ``_library.composite`` so that their output
+carries PyTorch's grad_fn name; their gradients come from the primitives, so
+they are exact by construction.  Losses live in ``_loss``, convolution, pooling
+and padding in ``_conv``.
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import _dtype as D
 from .. import _tape as T
+from .._library import addmm, composite, where
 from .._library import log_softmax as _log_softmax
 from .._library import softmax as _softmax
-from .._tensor import Tensor, _unary
+from .._tensor import Tensor, _unary, _write_result, matmul, rand, tensor
+from ..autograd import no_grad
+from ._conv import avg_pool2d, conv1d, conv2d, max_pool2d, pad
+from ._loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+
+__all__ = [
+    "avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d",
+    "cross_entropy", "dropout", "elu", "embedding", "gelu", "hardtanh", "huber_loss", "l1_loss",
+    "layer_norm", "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool2d", "mse_loss",
+    "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softplus", "tanh",
+]
+
+
+# ---------------------------------------------------------------- activations
+
+def _activation(input: Tensor, op: int, inplace: bool, c: float = 0.0, d: float = 0.0) -> Tensor:
+    """One elementwise record; ``inplace`` writes it back into ``input`` (PyTorch's ``relu_``:
+    the result's record becomes input's history and its version is bumped)."""
+    if inplace:
+        return _write_result(input, lambda: _unary(input, op, c, d))
+    return _unary(input, op, c, d)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _unary(input, T.RELU)
+    return _activation(input, T.RELU, inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    return _unary(input, T.LEAKY_RELU, float(negative_slope))
+    return _activation(input, T.LEAKY_RELU, inplace, float(negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    return _unary(input, T.ELU, float(alpha))
+    return _activation(input, T.ELU, inplace, float(alpha))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -26,7 +70,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _unary(input, T.SILU)
+    return _activation(input, T.SILU, inplace)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -35,11 +79,11 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
-    return _unary(input, T.HARDTANH, float(min_val), float(max_val))
+    return _activation(input, T.HARDTANH, inplace, float(min_val), float(max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    return hardtanh(input, 0.0, 6.0)
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
@@ -61,3 +105,132 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype=None) -> Tensor:
     return _log_softmax(input, dim, dtype)
+
+
+# ---------------------------------------------------------------- linear and friends
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` with PyTorch's graph: ``AddmmBackward0`` for 2-d input with
+    bias, ``MmBackward0`` without; other ranks fold the leading dims into one addmm and view
+    the result back (``ViewBackward0``), as ATen's ``linear`` does."""
+    if input.ndim == 0:
+        raise RuntimeError("both arguments to linear need to be at least 1D, but they are 0D "
+                           f"and {weight.ndim}D")
+    if bias is None:
+        return matmul(input, weight.t())
+    if input.ndim == 2:
+        return addmm(bias, input, weight.t())
+    out = addmm(bias, input.reshape(-1, input.shape[-1]), weight.t())
+    return out.view(*input.shape[:-1], weight.shape[0])
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (``MulBackward0``,
+    as PyTorch's CPU dropout); the identity when not training or p == 0."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    if p == 1.0:
+        noise = tensor(0.0, dtype=input.dtype)
+    else:
+        keep = np.asarray(rand(*input.shape, dtype=D.float64)) >= p
+        noise = tensor(keep.astype(input.dtype.np) / np.asarray(1.0 - p, input.dtype.np),
+                       dtype=input.dtype)
+    return input.mul_(noise) if inplace else input * noise
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
+              out: Tensor | None = None) -> Tensor:
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    result = input / denom
+    if out is not None:
+        return out.copy_(result)
+    return result
+
+
+def one_hot(tensor_: Tensor, num_classes: int = -1) -> Tensor:
+    if tensor_.dtype is not D.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    a = np.asarray(tensor_)
+    if num_classes == -1:
+        if a.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(a.max()) + 1
+    if a.size and a.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if a.size and a.max() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return tensor((a[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int],
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the trailing dims
+    (``NativeLayerNormBackward0``; the variance is the biased one, as PyTorch's)."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) \
+        else tuple(int(s) for s in normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
+                           f"{list(input.shape)}")
+    dims = tuple(range(input.ndim - k, input.ndim))
+    with composite("NativeLayerNormBackward0", (input, weight, bias)) as c:
+        centred = input - input.mean(dims, keepdim=True)
+        var = (centred * centred).mean(dims, keepdim=True)
+        out = centred * (var + eps).rsqrt()
+        if weight is not None:
+            out = out * weight
+        if bias is not None:
+            out = out + bias
+        return c.output(out)
+
+
+def _index_array(input: Tensor, what: str) -> np.ndarray:
+    if input.dtype not in (D.int64, D.int32):
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got "
+                           f"{input.type()} instead (while checking arguments for {what})")
+    return np.asarray(input).astype(np.int64, copy=False)
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` (``EmbeddingBackward0``); the row at ``padding_idx`` gets no gradient."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("tapegrad: embedding(scale_grad_by_freq=True) and sparse "
+                                  "gradients are not supported")
+    idx = _index_array(input, "embedding")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _renorm(weight, idx, max_norm, norm_type)
+    with composite("EmbeddingBackward0", (weight,)) as c:
+        out = weight[idx]
+        if padding_idx is not None:
+            pad = idx == padding_idx
+            if pad.any():
+                out = where(tensor(pad[..., None]), out.detach(), out)
+        return c.output(out)
+
+
+def _renorm(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
+    """PyTorch's ``embedding_renorm_``: rescale, in place, the looked-up rows whose norm
+    exceeds max_norm."""
+    rows = np.unique(idx % weight.shape[0])
+    values = np.asarray(weight)[rows].astype(np.float64)
+    norms = np.linalg.norm(values, ord=norm_type, axis=1)
+    big = norms > max_norm
+    if big.any():
+        scaled = values[big] * (max_norm / (norms[big] + 1e-7))[:, None]
+        with no_grad():
+            weight[tensor(rows[big])] = tensor(scaled, dtype=weight.dtype)
