@@ -491,7 +491,7 @@ def masked_select(input, mask):
 
 def _replace(x, op, offsets, src, src_values):
     """out = x with the elements at flat ``offsets`` replaced by ``src`` (SETITEM kind)."""
-    out = np.array(_val(x), copy=True)
+    out = np.array(_val(x), copy=True, order="C")
     out.reshape(-1)[offsets.reshape(-1)] = src_values.reshape(-1)
     out = _out(out, x._dt)
     if not _recording(x, src):
@@ -541,7 +541,7 @@ def scatter_add(input, dim, index, src):
     idx = _index_array(index, "scatter_add")
     offsets, _ = _index_offsets(input, dim, idx)
     src_t, vals = _scatter_src(src, idx, input)
-    out = np.array(_val(input), copy=True)
+    out = np.array(_val(input), copy=True, order="C")
     np.add.at(out.reshape(-1), offsets.reshape(-1), vals.reshape(-1))
     out = _out(out, input._dt)
     if not _recording(input, src_t):

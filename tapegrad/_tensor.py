@@ -1163,7 +1163,7 @@ class Tensor:
         return self
 
     def clone(self, *, memory_format=None):
-        a = np.array(_val(self), copy=True)
+        a = np.array(_val(self), copy=True, order="C")
         if self._rg and state.grad_enabled:
             return _record_result(T.CLONE, a, self._dt, (self,))
         return _result(a, self._dt)

@@ -9,6 +9,8 @@ Then a property test of broadcasting gradients and a table of mixed-dtype promot
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -150,6 +152,39 @@ def test_op_against_torch(spec: OpSpec, case, dtype: str):
     assert len(g_o) == len(ours2)
     _assert_grads(g_o, g_t, ours2, rtol * 10, atol * 10, "autograd.grad")
     assert all(x.grad is None for x in ours2), "autograd.grad must not accumulate into .grad"
+
+
+NONCONTIG_CASES = [p for p in CASES if p.values[0].differentiable
+                   and all(len(shape) >= 2 for shape in p.values[1])]
+
+
+def _transposed(lib, a: np.ndarray):
+    """A leaf holding a's values in transposed memory, and the non-contiguous view of it."""
+    leaf = lib.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2)), dtype=lib.float64,
+                      requires_grad=True)
+    return leaf, leaf.transpose(-1, -2)
+
+
+@pytest.mark.parametrize(("spec", "case"), NONCONTIG_CASES)
+def test_op_on_non_contiguous_inputs(spec: OpSpec, case):
+    """The same op on inputs that are transposed views (non-contiguous memory)."""
+    torch = pytest.importorskip("torch")
+    arrays = inputs_for(spec, case)
+    ours = [_transposed(tapegrad, a) for a in arrays]
+    theirs = [_transposed(torch, a) for a in arrays]
+    try:
+        out_t = spec.fn(torch, *(v for _, v in theirs))
+    except RuntimeError as e:  # view() of a non-contiguous tensor: the same error from both
+        with pytest.raises(RuntimeError, match=re.escape(str(e).split(".")[0])):
+            spec.fn(tapegrad, *(v for _, v in ours))
+        return
+    out_o = spec.fn(tapegrad, *(v for _, v in ours))
+    _assert_same(out_o, out_t, 1e-10, 1e-12, "forward")
+    r = np.random.default_rng(seed_of(case_id(spec, case) + "/nc")).standard_normal(out_t.shape)
+    _seed_grad(tapegrad, out_o, r).backward()
+    _seed_grad(torch, out_t, r).backward()
+    _assert_grads([leaf.grad for leaf, _ in ours], [leaf.grad for leaf, _ in theirs],
+                  [leaf for leaf, _ in ours], 1e-9, 1e-11, "non-contiguous backward()")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
