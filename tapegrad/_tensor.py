@@ -20,6 +20,7 @@ import itertools
 import math
 import threading
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ _grad_lock = threading.Lock()
 
 
 class _Extra:
-    __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks", "alias")
+    __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks", "alias", "elem", "elems")
 
     def __init__(self, vc=None, base=None, alias=None):
         self.grad = None
@@ -48,6 +49,10 @@ class _Extra:
         self.hooks = None
         # (tensor, is .data): the tensor whose storage this one shares without its history
         self.alias = alias
+        # a fast-path scalar element (Tensor.__getitem__): (1-d owner, index) it views
+        self.elem = None
+        # on a root: weak references to its live fast-path elements, refreshed on writes
+        self.elems = None
 
 
 def _extra(t):
@@ -182,9 +187,14 @@ def _val(t) -> np.ndarray:
 
 
 def _storage(t) -> np.ndarray:
-    """t's canonical array; a fast-path scalar becomes array-backed for good."""
+    """t's canonical array; a fast-path scalar becomes array-backed for good (an element of
+    another tensor becomes a view of it)."""
     a = t._a
     if a is None:
+        x = t._x
+        if x is not None and x.elem is not None:
+            _as_view(t)
+            return t._a
         a = t._a = np.array(t._v)
         t._v = None
     return a
@@ -256,6 +266,7 @@ def _bind(seg, t) -> int:
 def _rebind_view(seg, t) -> int:
     """t's storage was written since its record: record its current value anew."""
     x = t._x
+    _as_view(t)  # a fast-path element first becomes a real view of its owner
     base = x.base
     if base is not None and (base._rg or base._seg is not None):
         rb = _ref(seg, base)
@@ -286,7 +297,12 @@ def _view_map(base, t):
         raise RuntimeError("tapegrad: in-place writes through views need a contiguous base tensor")
     isz = ba.itemsize
     off = (ta.__array_interface__["data"][0] - ba.__array_interface__["data"][0]) // isz
-    return [ta.ndim, off, *ta.shape, *(s // isz for s in ta.strides)]
+    strides = [s // isz for s in ta.strides]
+    lo = off + sum(st * (n - 1) for st, n in zip(strides, ta.shape) if st < 0 and n)
+    hi = off + sum(st * (n - 1) for st, n in zip(strides, ta.shape) if st > 0 and n)
+    if ta.size and (lo < 0 or hi >= ba.size):  # never hand the sweep an out-of-range map
+        raise RuntimeError("tapegrad: internal error: a view does not lie inside its base")
+    return [ta.ndim, off, *ta.shape, *strides]
 
 
 def _operand(seg, t, shape) -> int:
@@ -1858,7 +1874,10 @@ class Tensor:
                 aux = seg.add_aux((0, k))
                 t = _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
                 x = _extra(self)
-                t._x = _Extra(vc=x.vc, base=self if x.base is None else x.base)
+                root = self if x.base is None else x.base
+                t._x = _Extra(vc=x.vc, base=root)
+                t._x.elem = (self, k)
+                _register_element(root, t)
                 return t
             if not (self._rg and state.grad_enabled):
                 return _view_of_element(self, a, k)
@@ -2137,8 +2156,14 @@ def _write(t, compute, op, src, aux):
 
 
 def _after_data_write(t):
+    """After any in-place write to t: fast-path elements and the tape follow the new values."""
     x = t._x
-    if x is not None and x.alias is not None and x.alias[1]:
+    if x is None:
+        return
+    for u in (t, x.base, None if x.alias is None else x.alias[0]):
+        if u is not None:
+            _refresh_elements(u if u._x is None or u._x.base is None else u._x.base)
+    if x.alias is not None and x.alias[1]:
         _write_through(x.alias[0])
 
 
@@ -2150,15 +2175,37 @@ def _same_storage(a, b):
 
 
 def _as_view(t):
-    """A fast-path scalar element of a base (Tensor.__getitem__) becomes a 0-d view of it."""
+    """A fast-path scalar element (Tensor.__getitem__) becomes a 0-d view of its owner."""
     x = t._x
-    if t._v is None or x is None or x.base is None:
+    if t._v is None or x is None or x.elem is None:
         return
-    seg = t._seg
-    seg.flush()
-    k = int(seg.auxi[seg.cols[7][t._rec] + 1])
-    t._a = _storage(x.base).reshape(-1)[k:k + 1].reshape(())
+    owner, k = x.elem
+    t._a = _storage(owner)[k:k + 1].reshape(())
     t._v = None
+
+
+def _register_element(root, t):
+    """Remember a fast-path element so that writes to root refresh its cached float."""
+    rx = _extra(root)
+    elems = rx.elems
+    if elems is None:
+        elems = rx.elems = []
+    elif len(elems) >= 4096:  # prune the dead ones now and then
+        elems[:] = [r for r in elems if r() is not None]
+    elems.append(weakref.ref(t))
+
+
+def _refresh_elements(root):
+    """root's storage was written: the cached floats of its fast-path elements follow it,
+    as PyTorch's views would."""
+    rx = root._x
+    if rx is None or not rx.elems:
+        return
+    for ref in rx.elems:
+        e = ref()
+        if e is not None and e._v is not None:
+            owner, k = e._x.elem
+            e._v = builtins.float(_storage(owner)[k])
 
 
 def _adopt(t, seg, rec):

@@ -289,3 +289,36 @@ def test_nn_and_optim_reachable_after_import_as_torch():
 
     assert torch_like.optim.SGD is not None
     assert torch_like.nn.functional.relu is not None
+
+
+def test_scalar_elements_follow_writes_to_their_base():
+    """Elements taken from a tensor (the 0-d fast path) are views: after the base is written
+    under no_grad they show, and differentiate through, the new values (PyTorch's views)."""
+
+    def prog(t):
+        w = t.tensor([1.0, 2.0, 3.0], dtype=t.float64, requires_grad=True)
+        a = t.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=t.float64, requires_grad=True)
+        e = w[1]
+        f = a[1][0]
+        with t.no_grad():
+            w.add_(10)
+            a.mul_(2)
+        seen = [float(e.detach()), float(f.detach())]
+        y = e * w[0] + f
+        y.backward()
+        return [np.array(seen), _np(y), _np(w.grad), _np(a.grad)]
+
+    out = _both(prog)
+    np.testing.assert_allclose(out[0], [12.0, 6.0])
+    np.testing.assert_allclose(out[2], [12.0, 11.0, 0.0])
+    np.testing.assert_allclose(out[3], [[0.0, 0.0], [1.0, 0.0]])
+
+    def prog_no_detach(t):  # the element is used before anything makes it array-backed
+        w = t.tensor([1.0, 2.0], dtype=t.float64, requires_grad=True)
+        e = w[0]
+        with t.no_grad():
+            w.mul_(3)
+        (e * e).backward()
+        return [_np(w.grad)]
+
+    np.testing.assert_allclose(_both(prog_no_detach)[0], [6.0, 0.0])
