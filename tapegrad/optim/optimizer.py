@@ -18,6 +18,7 @@ import numpy as np
 from .. import _dtype as D
 from .._tensor import Tensor, from_numpy, tensor
 from ..autograd import enable_grad, no_grad
+from ..nn.modules.module import _zero_grad
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -121,18 +122,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                    continue
-                if grad.grad_fn is not None:
-                    grad.detach_()
-                else:
-                    grad.requires_grad_(False)
-                with no_grad():
-                    grad.zero_()
+                _zero_grad(p, set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Run ``closure`` (with grad enabled) if given, then update every group."""
