@@ -371,19 +371,38 @@ def logsumexp(input, dim, keepdim=False):
 
 
 def softmax(input, dim=None, dtype=None):
-    x = input if dtype is None else input.to(dtype)
-    d = _wrap_dim(-1 if dim is None else dim, x.ndim)
-    with composite("SoftmaxBackward0", (x,)) as comp:
-        e = (x - _shift(x, d)).exp()
-        return comp.output(e / e.sum(dim=d, keepdim=True))
+    return _softmaxes(input, T.SOFTMAX, dim, dtype)
 
 
 def log_softmax(input, dim=None, dtype=None):
+    return _softmaxes(input, T.LOG_SOFTMAX, dim, dtype)
+
+
+def _softmaxes(input, op, dim, dtype):
+    """softmax / log_softmax along dim: one record (its backward needs only the output)."""
     x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"\"{T.NAMES[op]}_lastdim_kernel_impl\" not implemented for "
+                           f"'{x.dtype.name.capitalize()}'")
     d = _wrap_dim(-1 if dim is None else dim, x.ndim)
-    with composite("LogSoftmaxBackward0", (x,)) as comp:
-        z = x - _shift(x, d)
-        return comp.output(z - z.exp().sum(dim=d, keepdim=True).log())
+    a = _val(x)
+    with np.errstate(all="ignore"):
+        if a.ndim == 0:
+            z = np.zeros_like(a)
+        else:
+            m = np.amax(a, axis=d, keepdims=True) if a.size else a
+            z = a - np.where(np.isfinite(m), m, 0)
+        if op == T.SOFTMAX:
+            e = np.exp(z)
+            value = e / (e.sum(axis=d, keepdims=True) if a.ndim else e)
+        else:
+            value = z - (np.log(np.exp(z).sum(axis=d, keepdims=True)) if a.ndim else z)
+    value = _out(value, x._dt)
+    if not _recording(x):
+        return _result(value, x._dt)
+    shape = x.shape if x.ndim else (1,)
+    rows = (math.prod(shape[:d]), shape[d], math.prod(shape[d + 1:]))
+    return _record_result(op, value, x._dt, (x,), aux_ints=rows)
 
 
 def _scan(x, op, dim, dtype):

@@ -66,7 +66,7 @@ HOOK = 16  # a tensor hook runs (in Python) before this record's adjoint propaga
 
 # kinds: how the sweep treats a record
 (SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT, MASK, EXTREME,
- PRODUCT, SCAN, SCATTERADD, CALLBACK, CBOUT) = range(18)
+ PRODUCT, SCAN, SCATTERADD, CALLBACK, CBOUT, SOFTMAXES) = range(19)
 
 # what an op saves for backward (PyTorch's saved variables), as bits: sweeping
 # a freed record that saves anything is an error; a saved input or output
@@ -225,6 +225,9 @@ MASKED_FILL = 119
 SCATTER_ADD = 120
 SCATTER_VALUE = 127  # scatter with a number: ScatterBackward1
 MASKED_FILL_T = 128  # masked_fill with a 0-d tensor: MaskedFillBackward1
+# SOFTMAXES: along one dimension, aux = [outer, length, inner] (as SCAN)
+SOFTMAX = 129
+LOG_SOFTMAX = 130
 BMM = 121  # MATMUL kind, aux = [m, k, n, batch]
 FILLT = 122  # fill_ with a 0-d tensor: COPY kind, the value is b
 INDEX_PUT = 123  # setitem with an advanced index
@@ -487,6 +490,8 @@ OPS: tuple[Op, ...] = (
     Op(PYFUNC_OUT, "function", "", CBOUT, 0),
     Op(SCATTER_VALUE, "scatter", "ScatterBackward1", SETITEM, CON),
     Op(MASKED_FILL_T, "masked_fill", "MaskedFillBackward1", SETITEM, CON),
+    Op(SOFTMAX, "softmax", "SoftmaxBackward0", SOFTMAXES, OUT),
+    Op(LOG_SOFTMAX, "log_softmax", "LogSoftmaxBackward0", SOFTMAXES, OUT),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -1239,6 +1244,28 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                                     acc += g[base + t * inner] * suf
                                 gx[base + s * inner] += acc * pre
                                 pre *= x[base + s * inner]
+        elif kd == SOFTMAXES:
+            # softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g)
+            if op[ra] != CONST:
+                at = aux[i]
+                outer = auxi[at]
+                length = auxi[at + 1]
+                inner = auxi[at + 2]
+                gx, new = _target(ra, n, off, adj, badj, flags)
+                pending += new
+                for p in range(outer):
+                    for q in range(inner):
+                        base = p * length * inner + q
+                        acc = 0.0
+                        for t in range(length):
+                            k = base + t * inner
+                            acc += g[k] * y[k] if o == SOFTMAX else g[k]
+                        for t in range(length):
+                            k = base + t * inner
+                            if o == SOFTMAX:
+                                gx[k] += y[k] * (g[k] - acc)
+                            else:
+                                gx[k] += g[k] - math.exp(y[k]) * acc
         elif kd == SCATTERADD:
             m = index_map(auxi, aux[i])
             if op[ra] != CONST:
