@@ -21,7 +21,6 @@ import math
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -136,6 +135,7 @@ def _scalar_c(op, x, c, v):
                 if len(stage) >= _LIMIT:
                     seg.flush()
             else:
+                seg = None  # release it: segment_full checks that no tensor holds the old one
                 seg = E.current()
                 r = seg.record(op, _ref(seg, x), -1, builtins.float(c), v)
             t = _new(Tensor)
@@ -165,6 +165,7 @@ def _scalar_b(op, x, y, v):
                 if len(stage) >= _LIMIT:
                     seg.flush()
             else:
+                seg = None  # release it: segment_full checks that no tensor holds the old one
                 seg = E.current()
                 ra = _ref(seg, x)
                 r = seg.record(op, ra, _ref(seg, y), 0.0, v)
@@ -1841,7 +1842,7 @@ class Tensor:
         if self._rg and state.grad_enabled:
             seg = E.current()
             ra = _ref(seg, self)
-            value = _val64_of(view)
+            value = view  # Segment.record copies it into the float64 arena
             rec = seg.record(op, ra, -1, 0.0, value, -1 if aux is None else seg.add_aux(aux))
             t = _result(view, self._dt, seg, rec)
         else:
@@ -1986,10 +1987,6 @@ def _rounding(x, op):
 def _write_result(t, compute):
     """t <- compute() in place, where compute is an out-of-place op on t."""
     return _inplace(t, compute, None)
-
-
-def _val64_of(view):
-    return view if view.dtype == np.float64 else view.astype(np.float64)
 
 
 def _view_of_element(t, a, k):
@@ -2683,8 +2680,6 @@ def is_tensor(obj) -> bool:
 def numel(input) -> int:
     return input.numel()
 
-
-_SEQ = Sequence
 
 
 from . import _library as L  # noqa: E402  (the op library uses this module)
