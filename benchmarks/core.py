@@ -87,8 +87,9 @@ def bench_sweep(n=1_000_000):
         adj[y._rec] = 1.0
         flags[y._rec] |= _tape.REACHED
         t0 = time.perf_counter()
+        none = np.empty(0, dtype=np.int64)
         _tape.sweep(op, a, b, c, val, n_, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
-                    y._rec, 1, True, hits)
+                    y._rec, 1, True, hits, none, none, -1)
         best = min(best, time.perf_counter() - t0)
     return best / seg.nrec * 1e9
 
@@ -105,7 +106,7 @@ def bench_memory(n=1_000_000):
     seg = y._seg
     used_cols = sum(col[:seg.nrec].nbytes for col in seg.cols)
     per_record_used = used_cols / seg.nrec
-    per_record_alloc = (after - before) / seg.nrec
+    per_record_alloc = (after - before) / n  # n records, over every segment the chain spans
     result = {"bytes_per_record_columns": per_record_used,
               "bytes_per_record_allocated": per_record_alloc}
     if torch is not None:
