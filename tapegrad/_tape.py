@@ -1001,7 +1001,6 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
         ra = a[i]
         rb = b[i]
         cc = c[i]
-        dd = auxf[aux[i]] if kd == UNARY and aux[i] >= 0 else 0.0
         if n[i] == 1 and kd <= GATHER:
             # one element: work on the val/adj columns directly, no array views
             g0 = adj[i]
@@ -1025,6 +1024,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     pending += 1
                 if g0 != 0.0:
                     if kd == UNARY:
+                        dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
                         adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
                     else:
                         adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
@@ -1048,6 +1048,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
+                dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
                 for k in range(g.size):
                     if g[k] != 0.0:
                         gx[k] += _unary_b(o, g[k], x[k], y[k], cc, dd)
