@@ -641,7 +641,7 @@ def _unary_f2(op, x, c, d):
     return x  # identities (TOCOPY...)
 
 
-@_j
+@njit(**NJIT)  # not inlined: the less common ops compile once, not at every call site
 def _unary_b2(op, g, x, y, c, d):
     if op == LOG1P:
         return g / (1.0 + x)
