@@ -159,15 +159,6 @@ class Segment:
             setattr(self, name, fresh)
 
     # ------------------------------------------------------------ reading
-    def value(self, r):
-        """Float64 copy of record r's output, flat."""
-        self.flush()
-        op, a, b, c, val, n, off = self.cols[:7]
-        m = n[r]
-        if m == 1:
-            return val[r:r + 1].copy()
-        return self.bulk[off[r]:off[r] + m].copy()
-
     def adjoint(self, r):
         op, a, b, c, val, n, off, aux, flags, adj = self.cols
         m = n[r]

@@ -61,6 +61,12 @@ def _extra(t):
     return x
 
 
+def _view_extra(t):
+    """The side object of a view of t: t's version counter, and t's root as its base."""
+    x = _extra(t)
+    return _Extra(vc=x.vc, base=t if x.base is None else x.base)
+
+
 class Size(tuple):
     """``torch.Size``: a tuple that prints as ``torch.Size([2, 3])``."""
 
@@ -1850,8 +1856,7 @@ class Tensor:
         if view.__class__ is np.ndarray:  # a view, even 0-d float64 (no fast-path float)
             t._a = view
             t._v = None
-            x = _extra(self)
-            t._x = _Extra(vc=x.vc, base=self if x.base is None else x.base)
+            t._x = _view_extra(self)
         return t
 
     def _reshaped(self, a, op):
@@ -1874,14 +1879,12 @@ class Tensor:
                 ra = _ref(seg, self)
                 aux = seg.add_aux((0, k))
                 t = _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
-                x = _extra(self)
-                root = self if x.base is None else x.base
-                t._x = _Extra(vc=x.vc, base=root)
+                t._x = _view_extra(self)
                 t._x.elem = (self, k)
-                _register_element(root, t)
+                _register_element(t._x.base, t)
                 return t
             if not (self._rg and state.grad_enabled):
-                return _view_of_element(self, a, k)
+                return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
         basic = _basic_index(self.shape, index)
         a = _storage(self)
         if basic is not None:
@@ -1987,16 +1990,6 @@ def _rounding(x, op):
 def _write_result(t, compute):
     """t <- compute() in place, where compute is an out-of-place op on t."""
     return _inplace(t, compute, None)
-
-
-def _view_of_element(t, a, k):
-    """t[k] of a 1-d tensor not recorded: a 0-d view sharing storage."""
-    r = _result(a[k:k + 1].reshape(()), t._dt)
-    r._v = None
-    r._a = a[k:k + 1].reshape(())
-    x = _extra(t)
-    r._x = _Extra(vc=x.vc, base=t if x.base is None else x.base)
-    return r
 
 
 def _is_advanced(index):

@@ -124,3 +124,12 @@ def kaiming_normal_(tensor_: Tensor, a: float = 0, mode: str = "fan_in",
         return tensor_
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor_, mode))
     return normal_(tensor_, 0.0, std, generator)
+
+
+def _reset_weight_and_bias(weight, bias) -> None:
+    """PyTorch's default initialisation of Linear and Conv layers."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)

@@ -2,8 +2,6 @@
 padding modes), initialised as PyTorch's."""
 from __future__ import annotations
 
-import math
-
 from ..._tensor import Tensor, empty
 from .. import functional as F
 from .. import init
@@ -58,11 +56,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._reset_weight_and_bias(self.weight, self.bias)
 
     def _pad_widths(self) -> list[int]:
         """F.pad widths (last dim first) for a non-zeros padding_mode."""

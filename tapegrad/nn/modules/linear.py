@@ -1,8 +1,6 @@
 """``Identity``, ``Linear`` and ``Flatten``."""
 from __future__ import annotations
 
-import math
-
 from ..._tensor import Tensor, empty
 from .. import functional as F
 from .. import init
@@ -37,11 +35,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
