@@ -238,16 +238,6 @@ PYFUNC = 125
 PYFUNC_OUT = 126
 
 
-def _py_log(x: float) -> float:
-    if x > 0.0:
-        return math.log(x)
-    return -math.inf if x == 0.0 else math.nan
-
-
-def _py_sqrt(x: float) -> float:
-    return math.sqrt(x) if x >= 0.0 else math.nan
-
-
 def _py_sigmoid(x: float) -> float:
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -255,25 +245,12 @@ def _py_sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-def _py_exp(x: float) -> float:
-    try:
-        return math.exp(x)
-    except OverflowError:
-        return math.inf
-
-
-def _py_reciprocal(x: float) -> float:
-    if x == 0.0:
-        return math.copysign(math.inf, x)
-    return 1.0 / x
-
-
 def _np_sigmoid(x):
     return np.reciprocal(1.0 + np.exp(-x))
 
 
 def _np_relu(x):
-    return np.maximum(x, 0)
+    return np.where(x < 0, x.dtype.type(0), x)  # nan and -0.0 stay, as in PyTorch
 
 
 def _np_erf(x):
@@ -285,12 +262,12 @@ def _np_rsqrt(x):
     return np.reciprocal(np.sqrt(x))
 
 
-def _py_rsqrt(x):
-    return 1.0 / math.sqrt(x) if x > 0.0 else (math.inf if x == 0.0 else math.nan)
-
-
 def _py_sign(x):
-    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0 * x)
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)  # PyTorch: sign(nan) = 0
+
+
+def _np_sign(x):
+    return np.where(x > 0, 1, np.where(x < 0, -1, 0)).astype(x.dtype)
 
 
 def _np_leaky_relu(x, c, d):
@@ -363,16 +340,18 @@ OPS: tuple[Op, ...] = (
     Op(IMPORT, "import", "", SOURCE, 0),
     Op(DEAD, "dead", "", SOURCE, CON),
     Op(NEG, "neg", "NegBackward0", UNARY, 0, np.negative, float.__neg__),
-    Op(EXP, "exp", "ExpBackward0", UNARY, OUT, np.exp, _py_exp),
-    Op(LOG, "log", "LogBackward0", UNARY, IN, np.log, _py_log),
+    Op(EXP, "exp", "ExpBackward0", UNARY, OUT, np.exp, math.exp),
+    Op(LOG, "log", "LogBackward0", UNARY, IN, np.log, math.log),
     Op(SIN, "sin", "SinBackward0", UNARY, IN, np.sin, math.sin),
     Op(COS, "cos", "CosBackward0", UNARY, IN, np.cos, math.cos),
     Op(TANH, "tanh", "TanhBackward0", UNARY, OUT, np.tanh, math.tanh),
     Op(SIGMOID, "sigmoid", "SigmoidBackward0", UNARY, OUT, _np_sigmoid, _py_sigmoid),
-    Op(RELU, "relu", "ReluBackward0", UNARY, OUT, _np_relu, lambda x: x if x > 0.0 else 0.0),
-    Op(SQRT, "sqrt", "SqrtBackward0", UNARY, OUT, np.sqrt, _py_sqrt),
+    Op(RELU, "relu", "ReluBackward0", UNARY, OUT, _np_relu,
+       lambda x: 0.0 if x < 0.0 else x),  # nan and -0.0 stay, as in PyTorch
+    Op(SQRT, "sqrt", "SqrtBackward0", UNARY, OUT, np.sqrt, math.sqrt),
     Op(ABS, "abs", "AbsBackward0", UNARY, IN, np.abs, abs),
-    Op(RECIPROCAL, "reciprocal", "ReciprocalBackward0", UNARY, OUT, np.reciprocal, _py_reciprocal),
+    Op(RECIPROCAL, "reciprocal", "ReciprocalBackward0", UNARY, OUT, np.reciprocal,
+       lambda x: 1.0 / x),
     Op(ADDC, "add", "AddBackward0", UNARY, 0),
     Op(SUBC, "sub", "SubBackward0", UNARY, 0),
     Op(RSUBC, "rsub", "RsubBackward1", UNARY, 0),
@@ -432,12 +411,13 @@ OPS: tuple[Op, ...] = (
     Op(ACOS, "acos", "AcosBackward0", UNARY, IN, np.arccos, math.acos),
     Op(ATAN, "atan", "AtanBackward0", UNARY, IN, np.arctan, math.atan),
     Op(ERF, "erf", "ErfBackward0", UNARY, IN, _np_erf, math.erf),
-    Op(RSQRT, "rsqrt", "RsqrtBackward0", UNARY, OUT, _np_rsqrt, _py_rsqrt),
-    Op(SIGN, "sign", "SignBackward0", UNARY, 0, np.sign, _py_sign),
-    Op(FLOOR, "floor", "FloorBackward0", UNARY, 0, np.floor, math.floor),
-    Op(CEIL, "ceil", "CeilBackward0", UNARY, 0, np.ceil, math.ceil),
+    Op(RSQRT, "rsqrt", "RsqrtBackward0", UNARY, OUT, _np_rsqrt, lambda x: 1.0 / math.sqrt(x)),
+    Op(SIGN, "sign", "SignBackward0", UNARY, 0, _np_sign, _py_sign),
+    # NumPy's scalar forms: math's return ints and lose the sign of -0.0
+    Op(FLOOR, "floor", "FloorBackward0", UNARY, 0, np.floor, lambda x: float(np.floor(x))),
+    Op(CEIL, "ceil", "CeilBackward0", UNARY, 0, np.ceil, lambda x: float(np.ceil(x))),
     Op(ROUND, "round", "RoundBackward0", UNARY, 0, np.round, lambda x: float(np.round(x))),
-    Op(TRUNC, "trunc", "TruncBackward0", UNARY, 0, np.trunc, math.trunc),
+    Op(TRUNC, "trunc", "TruncBackward0", UNARY, 0, np.trunc, lambda x: float(np.trunc(x))),
     Op(LEAKY_RELU, "leaky_relu", "LeakyReluBackward0", UNARY, IN, _np_leaky_relu,
        _py_leaky_relu, 1),
     Op(ELU, "elu", "EluBackward0", UNARY, IN, _np_elu, _py_elu, 1),
@@ -554,7 +534,7 @@ def _unary_f(op, x, c, d):
     if op == SIGMOID:
         return 1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))
     if op == RELU:
-        return x if x > 0.0 else 0.0
+        return 0.0 if x < 0.0 else x  # nan and -0.0 stay
     if op == SQRT:
         return math.sqrt(x) if x >= 0.0 else math.nan
     if op == ABS:
@@ -605,17 +585,19 @@ def _unary_f2(op, x, c, d):
     if op == ERF:
         return math.erf(x)
     if op == RSQRT:
-        return 1.0 / math.sqrt(x) if x > 0.0 else (math.inf if x == 0.0 else math.nan)
+        if x == 0.0:
+            return math.copysign(math.inf, x)
+        return 1.0 / math.sqrt(x) if x > 0.0 else math.nan
     if op == SIGN:
-        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0 * x)
+        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
     if op == FLOOR:
-        return math.floor(x) if math.isfinite(x) else x
+        return np.floor(x)
     if op == CEIL:
-        return math.ceil(x) if math.isfinite(x) else x
+        return np.ceil(x)
     if op == ROUND:
         return np.round(x)  # half to even, as PyTorch
     if op == TRUNC:
-        return math.trunc(x) if math.isfinite(x) else x
+        return np.trunc(x)
     if op == LEAKY_RELU:
         return x if x > 0.0 else x * c
     if op == ELU:
@@ -633,7 +615,7 @@ def _unary_f2(op, x, c, d):
     if op == LOGSIGMOID:
         return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
     if op == FMODC:
-        return math.fmod(x, c)
+        return np.fmod(x, c)  # Numba has no math.fmod
     if op == REMAINDERC:
         return x - math.floor(x / c) * c
     if op == CLAMP:  # min(max(x, lo), hi), as PyTorch: nan stays nan; lo > hi gives hi
@@ -755,7 +737,7 @@ def _binary_f(op, x, z, c):
     if op == ATAN2:
         return math.atan2(x, z)
     if op == FMOD:
-        return math.fmod(x, z)
+        return np.fmod(x, z)  # Numba has no math.fmod
     if op == REMAINDER:
         return x - math.floor(x / z) * z
     if op == LERP:

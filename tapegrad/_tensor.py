@@ -383,6 +383,7 @@ _INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
 # ops whose NumPy forms warn on domain errors/overflow, where PyTorch is silent;
 # np.errstate costs ~1 us, so only these pay for it
 _MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC, T.POWC,
+                       T.SIN, T.COS,
                        T.RPOWC, T.LOG1P, T.EXPM1, T.LOG2, T.LOG10, T.EXP2, T.TAN, T.SINH,
                        T.COSH, T.ASIN, T.ACOS, T.RSQRT, T.ELU, T.GELU, T.SILU, T.SOFTPLUS,
                        T.LOGSIGMOID, T.SIGMOID))
@@ -393,7 +394,13 @@ def _unary(x, op, c=0.0, d=0.0):
     spec = T.OPS[op]
     v = x._v
     if v is not None:
-        y = builtins.float(spec.py_fn(v) if not spec.nconst else spec.py_fn(v, c, d))
+        try:
+            y = builtins.float(spec.py_fn(v) if not spec.nconst else spec.py_fn(v, c, d))
+        except (ValueError, ArithmeticError):
+            # math raises where NumPy (and PyTorch) return nan/inf: log(-1), sin(inf), 1/0
+            with np.errstate(all="ignore"):
+                a = np.float64(v)
+                y = builtins.float(spec.np_fn(a) if not spec.nconst else spec.np_fn(a, c, d))
         if x._rg and state.grad_enabled:
             seg = E.current()
             ra = x._rec if x._seg is seg else _ref(seg, x)
@@ -2440,7 +2447,8 @@ def _to_array(data, dt):
     if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
         data = [_to_array(d, dt) if isinstance(d, Tensor) else d for d in data]
     try:
-        a = np.array(data, dtype=dt.np)
+        with np.errstate(over="ignore"):  # 1e308 as float32 is inf, silently, as in PyTorch
+            a = np.array(data, dtype=dt.np)
     except (ValueError, TypeError) as e:
         raise ValueError(f"expected sequence of equal-length sequences: {e}") from None
     if a.dtype == object:
