@@ -57,6 +57,7 @@ from ._tensor import (
     zeros_like,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from ._trace import Trace, TraceError, TraceGuardError, compile, load_trace, trace  # noqa: E402,A004
 from .autograd.grad_mode import inference_mode  # noqa: E402
 
 float = float32  # noqa: A001

@@ -217,6 +217,7 @@ class _State(threading.local):
     def __init__(self):
         self.grad_enabled = True
         self.seg = Segment()
+        self.tracing = None  # the recording of tapegrad.trace, while its function runs
 
 
 state = _State()
@@ -242,6 +243,11 @@ def segment_full(seg: Segment) -> Segment:
         seg.flush()
         seg.cols[8][:seg.nrec] = 0
         seg._reset()
+        return seg
+    tracing = state.tracing
+    if tracing is not None and tracing.seg is seg:  # a trace is one segment: it only grows
+        if seg.nrec >= seg.limit:
+            seg.limit *= 2
         return seg
     if seg.limit < _config.ROTATE_RECORDS and seg.nbulk <= _config.ROTATE_VALUES:
         seg.limit *= 2

@@ -32,6 +32,8 @@ from ._tensor import (
     _ref,
     _result,
     _storage,
+    _traced,
+    _untraced,
     _val,
     _wrap_dim,
     broadcast_shapes,
@@ -140,19 +142,25 @@ def clamp_tensor(input, min=None, max=None):  # noqa: A002
         out = input
         if min is not None:
             lo = min if isinstance(min, Tensor) else tensor(min, dtype=input.dtype)
-            out = where(tensor(_val(out) < _val(lo)), lo, out)
+            out = where(out < lo, lo, out)
         if max is not None:  # min(max(x, lo), hi), as PyTorch: hi wins when lo > hi
             hi = max if isinstance(max, Tensor) else tensor(max, dtype=input.dtype)
-            out = where(tensor(_val(out) > _val(hi)), hi, out)
+            out = where(out > hi, hi, out)
         return comp.output(out)
 
 
 def where(condition, input=None, other=None):
     if input is None and other is None:
+        _untraced(condition, "where(condition) (its output's size depends on the values)")
         return tuple(_result(a.astype(np.int64), D.int64) for a in np.nonzero(_val(condition)))
     x = input if isinstance(input, Tensor) else None
     y = other if isinstance(other, Tensor) else None
     ref = x if x is not None else y
+    traced = _traced(condition)
+    if traced and ref is None:  # a traced mask picks between two numbers: record it
+        dt = D.result_type([input, other])
+        x = ref = tensor(input, dtype=dt)
+        y = tensor(other, dtype=dt)
     if ref is None:  # two numbers: a constant tensor
         dt = D.result_type([input, other])
         return _result(_out(np.where(_val(condition).astype(bool), input, other), dt), dt)
@@ -163,12 +171,14 @@ def where(condition, input=None, other=None):
     shape = broadcast_shapes(cond.shape, x.shape, y.shape)
     out = _out(np.where(cond, _val(x).astype(dt.np, copy=False),
                         _val(y).astype(dt.np, copy=False)), dt)
-    if not _recording(x, y):
+    if not _recording(x, y) and not traced:
         return _result(out, dt)
     seg = E.current()
     ra = _operand(seg, x, shape)
     rb = _operand(seg, y, shape)
-    mask = _const(seg, np.broadcast_to(cond, shape))
+    # a traced mask is a record (a comparison), so a replay recomputes it
+    mask = _operand(seg, condition, shape) if traced else _const(seg, np.broadcast_to(cond,
+                                                                                       shape))
     return _result(out, dt, seg, seg.record(T.WHERE, ra, rb, builtins.float(mask), out))
 
 
@@ -237,6 +247,7 @@ def _max_or_min(x, is_max, dim, keepdim, other):
         return maximum(x, other) if is_max else minimum(x, other)
     if dim is None:
         return _extreme(x, T.MAXALL if is_max else T.MINALL, None, False)
+    _untraced(x, f"{'max' if is_max else 'min'}(dim) (an index picked by the values)")
     d = _wrap_dim(dim, x.ndim)
     a = _val(x)
     if a.ndim == 0:
@@ -271,6 +282,7 @@ def min(input, dim=None, keepdim=False, *, other=None):  # noqa: A001
 
 
 def _arg(x, fn, dim, keepdim):
+    _untraced(x, fn.__name__ + "() (an index picked by the values)")
     a = _val(x)
     if dim is None:
         out = np.asarray(fn(a.reshape(-1)))
@@ -337,7 +349,7 @@ def _var(x, dim, c, keepdim, name="var"):
 
 def _masked_root(v, p):
     """v ** (1/p), with the gradient 0 where v == 0 (PyTorch's convention for std and norms)."""
-    mask = tensor(_val(v) != 0)
+    mask = v != 0
     safe = where(mask, v, 1.0)
     return where(mask, safe.sqrt() if p == 2 else safe ** (1.0 / p), 0.0)
 
@@ -355,6 +367,9 @@ def _shift(x, dim):
     a = _val(x)
     if a.size == 0:
         return tensor(np.zeros(()), dtype=x.dtype)
+    if _traced(x):  # any shift gives the same value: a recorded one keeps replays in range
+        m = x.amax(dim=dim, keepdim=True) if a.ndim else x
+        return where(m.abs() < math.inf, m, 0.0)
     m = np.amax(a, axis=dim, keepdims=True) if a.ndim else a
     m = np.where(np.isfinite(m), m, 0)
     return tensor(m, dtype=x.dtype)
@@ -443,26 +458,34 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         elif p == 1:
             out = a.sum(dim=dims, keepdim=keepdim)
         elif p == 0:
+            _untraced(x, "norm(p=0) (a count of nonzero values)")
             return _result(_out(np.count_nonzero(_val(x), axis=dims, keepdims=keepdim),
                                 x.dtype), x.dtype)
         else:
-            nz = tensor(_val(a) > 0)  # |x|^p with gradient 0 at x = 0, as PyTorch
+            nz = a > 0  # |x|^p with gradient 0 at x = 0, as PyTorch
             ap = where(nz, where(nz, a, 1.0) ** p, 0.0)
             out = _masked_root(ap.sum(dim=dims, keepdim=keepdim), p)
         return comp.output(out)
 
 
 def all(input, dim=None, keepdim=False):  # noqa: A001
+    if dim is None and _traced(input) and input.dtype is D.bool_:  # all = min of a 0/1 mask
+        return _extreme(input, T.MINALL, None, False)
+    _untraced(input, "all() over a dim or of a non-mask")
     return _result(np.asarray(np.all(_val(input), axis=dim, keepdims=keepdim)), D.bool_)
 
 
 def any(input, dim=None, keepdim=False):  # noqa: A001
+    if dim is None and _traced(input) and input.dtype is D.bool_:  # any = max of a 0/1 mask
+        return _extreme(input, T.MAXALL, None, False)
+    _untraced(input, "any() over a dim or of a non-mask")
     return _result(np.asarray(np.any(_val(input), axis=dim, keepdims=keepdim)), D.bool_)
 
 
 # ---------------------------------------------------------------- selection
 
 def _index_array(index: Tensor, name: str) -> np.ndarray:
+    _untraced(index, f"{name}() with a traced index")
     a = _val(index)
     if a.dtype.kind not in "iu":
         raise RuntimeError(f"{name}(): Expected dtype int64 for index")
@@ -501,6 +524,8 @@ def index_select(input, dim, index):
 
 
 def masked_select(input, mask):
+    _untraced(mask, "masked_select() with a traced mask (its output's size depends on the "
+                    "values)")
     m = _val(mask).astype(bool)
     shape = broadcast_shapes(input.shape, m.shape)
     x = input if input.shape == shape else input.expand(shape)
@@ -526,6 +551,8 @@ def _replace(x, op, offsets, src, src_values):
 
 
 def masked_fill(input, mask, value):
+    if _traced(mask):  # the same values and gradients, with the mask as a record
+        return where(mask, value if isinstance(value, Tensor) else builtins.float(value), input)
     m = np.broadcast_to(_val(mask).astype(bool), input.shape)
     offsets = _grid(input.shape)[m]
     if isinstance(value, Tensor):

@@ -236,6 +236,12 @@ TOCOPY = 124
 # each output is a PYFUNC_OUT (kind CBOUT) with a = the PYFUNC record, c = output index
 PYFUNC = 125
 PYFUNC_OUT = 126
+# comparisons, recorded only while tracing (so a replay recomputes masks and guards);
+# the output is 0.0/1.0 and the derivative zero.  CMPC: x vs the constant c, the comparison
+# (CMP_LT...) in d; CMP: a vs b, the comparison in c
+CMPC = 131
+CMP = 132
+CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_EQ, CMP_NE = range(6)
 
 
 def _py_sigmoid(x: float) -> float:
@@ -472,6 +478,8 @@ OPS: tuple[Op, ...] = (
     Op(MASKED_FILL_T, "masked_fill", "MaskedFillBackward1", SETITEM, CON),
     Op(SOFTMAX, "softmax", "SoftmaxBackward0", SOFTMAXES, OUT),
     Op(LOG_SOFTMAX, "log_softmax", "LogSoftmaxBackward0", SOFTMAXES, OUT),
+    Op(CMPC, "compare", "", UNARY, 0),
+    Op(CMP, "compare", "", BINARY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -497,7 +505,7 @@ _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLO
                                  ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH,
                                  SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS,
                                  FMODC, REMAINDERC, MAXIMUM, MINIMUM, ATAN2, FMOD, REMAINDER,
-                                 LERP, TOCOPY))
+                                 LERP, TOCOPY, CMPC, CMP))
 check_tables()
 
 # ------------------------------------------------ elementwise rules, per op
@@ -558,7 +566,7 @@ def _unary_f(op, x, c, d):
     return x  # identities: CLONE, VIEW, SQUEEZE*, UNSQUEEZE, REFRESH, ALIAS, UNSAFE_VIEW
 
 
-@_j
+@njit(**NJIT)  # not inlined, as _unary_b2
 def _unary_f2(op, x, c, d):
     if op == LOG1P:
         return math.log1p(x) if x > -1.0 else (-math.inf if x == -1.0 else math.nan)
@@ -620,6 +628,8 @@ def _unary_f2(op, x, c, d):
         return x - math.floor(x / c) * c
     if op == CLAMP:  # min(max(x, lo), hi), as PyTorch: nan stays nan; lo > hi gives hi
         return x if x != x else min(max(x, c), d)
+    if op == CMPC:
+        return _compare(x, c, d)
     return x  # identities (TOCOPY...)
 
 
@@ -681,6 +691,8 @@ def _unary_b2(op, g, x, y, c, d):
         return g if (c <= x <= d) else 0.0
     if op == TOCOPY and c == 1.0:  # a float64 -> float32 cast: PyTorch's gradient is float32
         return float(np.float32(g))
+    if op == CMPC:
+        return 0.0
     return g  # FMODC, REMAINDERC and the identities
 
 
@@ -729,7 +741,26 @@ def _unary_b(op, g, x, y, c, d):
 
 
 @_j
+def _compare(x, z, how):
+    if how == CMP_LT:
+        r = x < z
+    elif how == CMP_LE:
+        r = x <= z
+    elif how == CMP_GT:
+        r = x > z
+    elif how == CMP_GE:
+        r = x >= z
+    elif how == CMP_EQ:
+        r = x == z
+    else:
+        r = x != z
+    return 1.0 if r else 0.0
+
+
+@_j
 def _binary_f(op, x, z, c):
+    if op == CMP:
+        return _compare(x, z, c)
     if op == MAXIMUM:
         return x if x > z or x != x else z
     if op == MINIMUM:
@@ -756,6 +787,8 @@ def _binary_f(op, x, z, c):
 @_j
 def _binary_ba(op, g, x, z, y, c):
     """Adjoint contribution to the first operand."""
+    if op == CMP:
+        return 0.0
     if op == MAXIMUM:
         return g if x > z else (0.5 * g if x == z else 0.0)  # ties share, as PyTorch
     if op == MINIMUM:
@@ -778,6 +811,8 @@ def _binary_ba(op, g, x, z, y, c):
 @_j
 def _binary_bb(op, g, x, z, y, c):
     """Adjoint contribution to the second operand."""
+    if op == CMP:
+        return 0.0
     if op == MAXIMUM:
         return g if z > x else (0.5 * g if x == z else 0.0)
     if op == MINIMUM:
@@ -1295,3 +1330,449 @@ def clear_reached(flags, hi):
     """After an aborted sweep: forget what it had reached."""
     for i in range(hi + 1):
         flags[i] &= 0xFF ^ REACHED
+
+
+# ------------------------------------------------ replay: a recorded tape as a program
+# A trace (tapegrad.trace) keeps one segment's columns.  ``replay`` recomputes
+# every record from its operands, in recording order, so the same arrays then
+# hold the values at new inputs and ``sweep`` runs on them unchanged.
+# ``tangent`` pushes forward-mode tangents through the same records.  Records
+# whose value a replay cannot recompute (custom Functions, writes outside the
+# graph) are refused when the trace is made.
+
+
+@_j
+def _extreme_better(o, v, best):
+    if v != v:
+        return True  # nan wins, as in PyTorch
+    if o == AMAX or o == MAXALL:
+        return v > best
+    return v < best
+
+
+@njit(**NJIT)
+def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
+    """Forward sweep: recompute records ``start .. stop-1`` from their operands."""
+    auxf = auxi.view(np.float64)
+    for i in range(start, stop):
+        o = op[i]
+        kd = KIND[o]
+        if kd == SOURCE:
+            continue
+        ra = a[i]
+        cc = c[i]
+        if n[i] == 1 and kd <= BINARY:
+            if kd == UNARY:
+                dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                val[i] = _unary_f(o, val[ra], cc, dd)
+            else:
+                val[i] = _binary_f(o, val[ra], val[b[i]], cc)
+            continue
+        y = _view(i, n, off, val, bulk)
+        if kd == UNARY:
+            x = _view(ra, n, off, val, bulk)
+            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+            for k in range(y.size):
+                y[k] = _unary_f(o, x[k], cc, dd)
+        elif kd == BINARY:
+            x = _view(ra, n, off, val, bulk)
+            z = _view(b[i], n, off, val, bulk)
+            for k in range(y.size):
+                y[k] = _binary_f(o, x[k], z[k], cc)
+        elif kd == GATHER:
+            x = _view(ra, n, off, val, bulk)
+            at = aux[i]
+            if y.size == 1 and auxi[at] == 0:
+                y[0] = x[auxi[at + 1]]
+            else:
+                m = index_map(auxi, at)
+                for k in range(y.size):
+                    y[k] = x[m[k]]
+        elif kd == REDUCE or kd == NORM:
+            x = _view(ra, n, off, val, bulk)
+            y[:] = 0.0
+            if aux[i] < 0:
+                m = np.zeros(x.size, dtype=np.int64)
+            else:
+                m = index_map(auxi, aux[i])
+            if kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
+                for k in range(x.size):
+                    y[m[k]] += x[k]
+                for k in range(y.size):
+                    y[k] *= cc
+            else:
+                for k in range(x.size):
+                    y[m[k]] += x[k] * x[k]
+                for k in range(y.size):
+                    y[k] = math.sqrt(y[k])
+        elif kd == MATMUL:
+            at = aux[i]
+            mm = auxi[at]
+            kk = auxi[at + 1]
+            nn = auxi[at + 2]
+            nb = auxi[at + 3]
+            x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
+            z3 = _view(b[i], n, off, val, bulk).reshape((nb, kk, nn))
+            y3 = y.reshape((nb, mm, nn))
+            for q in range(nb):
+                y3[q] = np.dot(x3[q], z3[q])
+        elif kd == SETITEM or kd == SCATTERADD:
+            x = _view(ra, n, off, val, bulk)
+            z = _view(b[i], n, off, val, bulk)
+            m = index_map(auxi, aux[i])
+            y[:] = x
+            for k in range(m.size):
+                if kd == SETITEM:
+                    y[m[k]] = z[k]
+                else:
+                    y[m[k]] += z[k]
+        elif kd == FILL:
+            continue  # a constant: the recorded value stands
+        elif kd == COPY:
+            z = _view(b[i], n, off, val, bulk)
+            y[:] = z
+        elif kd == MASK:
+            x = _view(ra, n, off, val, bulk)
+            mask = _view(int(cc), n, off, val, bulk)
+            rb = b[i]
+            if rb >= 0:
+                z = _view(rb, n, off, val, bulk)
+                for k in range(y.size):
+                    y[k] = x[k] if mask[k] != 0.0 else z[k]
+            else:
+                for k in range(y.size):
+                    y[k] = x[k] if mask[k] != 0.0 else 0.0
+        elif kd == EXTREME or kd == PRODUCT:
+            x = _view(ra, n, off, val, bulk)
+            if aux[i] < 0:
+                m = np.zeros(x.size, dtype=np.int64)
+            else:
+                m = index_map(auxi, aux[i])
+            if kd == PRODUCT:
+                y[:] = 1.0
+                for k in range(x.size):
+                    y[m[k]] *= x[k]
+            else:
+                seen = np.zeros(y.size, dtype=np.bool_)
+                for k in range(x.size):
+                    j = m[k]
+                    if not seen[j] or (y[j] == y[j] and _extreme_better(o, x[k], y[j])):
+                        y[j] = x[k]
+                        seen[j] = True
+        elif kd == SCAN or kd == SOFTMAXES:
+            x = _view(ra, n, off, val, bulk)
+            at = aux[i]
+            outer = auxi[at]
+            length = auxi[at + 1]
+            inner = auxi[at + 2]
+            for p in range(outer):
+                for q in range(inner):
+                    base = p * length * inner + q
+                    if o == CUMSUM or o == CUMPROD:
+                        acc = 0.0 if o == CUMSUM else 1.0
+                        for t in range(length):
+                            k = base + t * inner
+                            acc = acc + x[k] if o == CUMSUM else acc * x[k]
+                            y[k] = acc
+                    else:
+                        top = -math.inf
+                        for t in range(length):
+                            top = max(top, x[base + t * inner])
+                        if not math.isfinite(top):
+                            top = 0.0
+                        s = 0.0
+                        for t in range(length):
+                            s += math.exp(x[base + t * inner] - top)
+                        for t in range(length):
+                            k = base + t * inner
+                            if o == SOFTMAX:
+                                y[k] = math.exp(x[k] - top) / s
+                            else:
+                                y[k] = x[k] - top - math.log(s)
+        elif kd == CONCAT:
+            at = aux[i]
+            pos = at + 1
+            for _ in range(auxi[at]):
+                rj = auxi[pos]
+                ndim = auxi[pos + 1]
+                x = _view(rj, n, off, val, bulk)
+                m = index_map(auxi, pos + 1)
+                for k in range(m.size):
+                    y[m[k]] = x[k]
+                pos += 3 + 2 * ndim
+
+
+@njit(**NJIT)
+def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop):
+    """Forward-mode sweep: the tangent of every record from its operands' tangents
+    (values from a ``replay``; source records' tangents are set by the caller)."""
+    auxf = auxi.view(np.float64)
+    for i in range(start, stop):
+        o = op[i]
+        kd = KIND[o]
+        if kd == SOURCE:
+            continue
+        ra = a[i]
+        cc = c[i]
+        # constants have no tangent; a zero tangent still multiplies (0 * inf is nan, as
+        # in PyTorch's forward mode)
+        if n[i] == 1 and kd <= BINARY:
+            if kd == UNARY:
+                dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                dval[i] = 0.0 if op[ra] == CONST else _unary_b(o, dval[ra], val[ra], val[i], cc,
+                                                               dd)
+            else:
+                rb = b[i]
+                t = 0.0
+                if op[ra] != CONST:
+                    t += _binary_ba(o, dval[ra], val[ra], val[rb], val[i], cc)
+                if op[rb] != CONST:
+                    t += _binary_bb(o, dval[rb], val[ra], val[rb], val[i], cc)
+                dval[i] = t
+            continue
+        y = _view(i, n, off, val, bulk)
+        ty = _view(i, n, off, dval, dbulk)
+        if kd == UNARY:
+            x = _view(ra, n, off, val, bulk)
+            tx = _view(ra, n, off, dval, dbulk)
+            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+            live = op[ra] != CONST
+            for k in range(y.size):
+                ty[k] = _unary_b(o, tx[k], x[k], y[k], cc, dd) if live else 0.0
+        elif kd == BINARY:
+            rb = b[i]
+            x = _view(ra, n, off, val, bulk)
+            z = _view(rb, n, off, val, bulk)
+            tx = _view(ra, n, off, dval, dbulk)
+            tz = _view(rb, n, off, dval, dbulk)
+            la = op[ra] != CONST
+            lb = op[rb] != CONST
+            for k in range(y.size):
+                t = 0.0
+                if la:
+                    t += _binary_ba(o, tx[k], x[k], z[k], y[k], cc)
+                if lb:
+                    t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
+                ty[k] = t
+        elif kd == GATHER:
+            tx = _view(ra, n, off, dval, dbulk)
+            m = index_map(auxi, aux[i])
+            for k in range(y.size):
+                ty[k] = tx[m[k]]
+        elif kd == REDUCE or kd == NORM or kd == PRODUCT:
+            x = _view(ra, n, off, val, bulk)
+            tx = _view(ra, n, off, dval, dbulk)
+            ty[:] = 0.0
+            if aux[i] < 0:
+                m = np.zeros(x.size, dtype=np.int64)
+            else:
+                m = index_map(auxi, aux[i])
+            if kd == REDUCE:
+                for k in range(x.size):
+                    ty[m[k]] += tx[k] * cc
+            elif kd == NORM:
+                for k in range(x.size):
+                    j = m[k]
+                    if y[j] != 0.0:
+                        ty[j] += x[k] * tx[k] / y[j]
+            else:  # product of the other elements of the group, exact with zeros
+                zeros = np.zeros(y.size, dtype=np.int64)
+                nonzero = np.ones(y.size)
+                for k in range(x.size):
+                    if x[k] == 0.0:
+                        zeros[m[k]] += 1
+                    else:
+                        nonzero[m[k]] *= x[k]
+                for k in range(x.size):
+                    j = m[k]
+                    if zeros[j] == 0:
+                        ty[j] += tx[k] * nonzero[j] / x[k]
+                    elif zeros[j] == 1 and x[k] == 0.0:
+                        ty[j] += tx[k] * nonzero[j]
+        elif kd == MATMUL:
+            at = aux[i]
+            mm = auxi[at]
+            kk = auxi[at + 1]
+            nn = auxi[at + 2]
+            nb = auxi[at + 3]
+            rb = b[i]
+            x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
+            z3 = _view(rb, n, off, val, bulk).reshape((nb, kk, nn))
+            tx3 = _view(ra, n, off, dval, dbulk).reshape((nb, mm, kk))
+            tz3 = _view(rb, n, off, dval, dbulk).reshape((nb, kk, nn))
+            ty3 = ty.reshape((nb, mm, nn))
+            for q in range(nb):
+                ty3[q] = np.dot(tx3[q], z3[q]) + np.dot(x3[q], tz3[q])
+        elif kd == SETITEM or kd == SCATTERADD:
+            tx = _view(ra, n, off, dval, dbulk)
+            tz = _view(b[i], n, off, dval, dbulk)
+            m = index_map(auxi, aux[i])
+            ty[:] = tx
+            for k in range(m.size):
+                if kd == SETITEM:
+                    ty[m[k]] = tz[k]
+                else:
+                    ty[m[k]] += tz[k]
+        elif kd == FILL:
+            ty[:] = 0.0
+        elif kd == COPY:
+            ty[:] = _view(b[i], n, off, dval, dbulk)
+        elif kd == MASK:
+            tx = _view(ra, n, off, dval, dbulk)
+            mask = _view(int(cc), n, off, val, bulk)
+            rb = b[i]
+            for k in range(y.size):
+                if mask[k] != 0.0:
+                    ty[k] = tx[k]
+                elif rb >= 0:
+                    ty[k] = dbulk[off[rb] + k] if n[rb] != 1 else dval[rb]
+                else:
+                    ty[k] = 0.0
+        elif kd == EXTREME:
+            x = _view(ra, n, off, val, bulk)
+            tx = _view(ra, n, off, dval, dbulk)
+            if aux[i] < 0:
+                m = np.zeros(x.size, dtype=np.int64)
+            else:
+                m = index_map(auxi, aux[i])
+            ties = np.zeros(y.size)
+            ty[:] = 0.0
+            for k in range(x.size):
+                if x[k] == y[m[k]]:
+                    ties[m[k]] += 1.0
+                    ty[m[k]] += tx[k]
+            for j in range(y.size):
+                if ties[j] > 0.0:
+                    ty[j] /= ties[j]
+        elif kd == SCAN or kd == SOFTMAXES:
+            x = _view(ra, n, off, val, bulk)
+            tx = _view(ra, n, off, dval, dbulk)
+            at = aux[i]
+            outer = auxi[at]
+            length = auxi[at + 1]
+            inner = auxi[at + 2]
+            for p in range(outer):
+                for q in range(inner):
+                    base = p * length * inner + q
+                    if o == CUMSUM:
+                        acc = 0.0
+                        for t in range(length):
+                            acc += tx[base + t * inner]
+                            ty[base + t * inner] = acc
+                    elif o == CUMPROD:  # d y_t = sum_s prod_{r<=t, r!=s} x_r dx_s, exact at zeros
+                        for t in range(length):
+                            acc = 0.0
+                            for s in range(t + 1):
+                                pr = tx[base + s * inner]
+                                for r in range(t + 1):
+                                    if r != s:
+                                        pr *= x[base + r * inner]
+                                acc += pr
+                            ty[base + t * inner] = acc
+                    else:
+                        acc = 0.0
+                        for t in range(length):
+                            k = base + t * inner
+                            acc += tx[k] * (y[k] if o == SOFTMAX else math.exp(y[k]))
+                        for t in range(length):
+                            k = base + t * inner
+                            ty[k] = y[k] * (tx[k] - acc) if o == SOFTMAX else tx[k] - acc
+        elif kd == CONCAT:
+            at = aux[i]
+            pos = at + 1
+            for _ in range(auxi[at]):
+                rj = auxi[pos]
+                ndim = auxi[pos + 1]
+                tx = _view(rj, n, off, dval, dbulk)
+                m = index_map(auxi, pos + 1)
+                for k in range(m.size):
+                    ty[m[k]] = tx[k]
+                pos += 3 + 2 * ndim
+
+
+# ---- the driver: one compiled call per trace method.  ``ins``/``outs``: the input and
+# output records; values travel flat, the records' elements concatenated in order.
+
+@njit(**NJIT)
+def _load(flat, recs, n, off, col, arena):
+    p = 0
+    for j in range(recs.size):
+        r = recs[j]
+        m = n[r]
+        if m == 1:
+            col[r] = flat[p]
+        else:
+            arena[off[r]:off[r] + m] = flat[p:p + m]
+        p += m
+
+
+@njit(**NJIT)
+def _store(flat, recs, n, off, col, arena):
+    p = 0
+    for j in range(recs.size):
+        r = recs[j]
+        m = n[r]
+        if m == 1:
+            flat[p] = col[r]
+        else:
+            flat[p:p + m] = arena[off[r]:off[r] + m]
+        p += m
+
+
+@njit(**NJIT)
+def _failed_guard(val, guards, expect, truth):
+    """Index of the first guard that differs from its recording, or -1: a truth test
+    (``bool()``) must give the same truth value, a value read (``item()``) the same value."""
+    for j in range(guards.size):
+        v = val[guards[j]]
+        e = expect[j]
+        if truth[j]:
+            if (v != 0.0) != (e != 0.0):
+                return j
+        elif v != e and not (v != v and e != e):
+            return j
+    return -1
+
+
+VALUES, PULLBACK, PUSHFORWARD = range(3)
+
+
+@njit(**NJIT)
+def trace_run(op, a, b, c, val, n, off, aux, auxi, bulk, ins, outs, guards, expect, truth,
+              mode, X, Y, seeds, G, failed, flags, adj, badj, hits, dval, dbulk):
+    """Replay at each row of ``X`` (points x inputs): outputs into ``Y``; then, with mode
+    PULLBACK, one reverse sweep per row of ``seeds`` (cotangents of the outputs) into
+    ``G[point, row]`` (input cotangents), or with PUSHFORWARD one tangent sweep per row
+    of ``seeds`` (input tangents) into ``G[point, row]`` (output tangents).  A point where
+    a guard fails gets its index in ``failed`` (-1: all held) and no derivatives."""
+    none = np.empty(0, dtype=np.int64)
+    for p in range(X.shape[0]):
+        _load(X[p], ins, n, off, val, bulk)
+        replay(op, a, b, c, val, n, off, aux, auxi, bulk, 0, op.size)
+        k = _failed_guard(val, guards, expect, truth)
+        failed[p] = k
+        if k >= 0:
+            continue
+        _store(Y[p], outs, n, off, val, bulk)
+        for j in range(seeds.shape[0]):
+            v = seeds[j]
+            if mode == PULLBACK:
+                pending = 0
+                for q in range(ins.size):  # inputs start reached at zero: unreached stay zero
+                    t, new = _target(ins[q], n, off, adj, badj, flags)
+                    pending += new
+                s = 0
+                for q in range(outs.size):
+                    t, new = _target(outs[q], n, off, adj, badj, flags)
+                    pending += new
+                    t += v[s:s + t.size]
+                    s += t.size
+                sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, op.size - 1,
+                      pending, True, hits, none, none, -1)
+                _store(G[p, j], ins, n, off, adj, badj)
+            elif mode == PUSHFORWARD:
+                dval[:] = 0.0
+                dbulk[:] = 0.0
+                _load(v, ins, n, off, dval, dbulk)
+                tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, 0, op.size)
+                _store(G[p, j], outs, n, off, dval, dbulk)

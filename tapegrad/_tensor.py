@@ -227,6 +227,18 @@ def _out(a, dt):
 
 # ---------------------------------------------------------------- recording
 
+def _traced(t) -> bool:
+    """t is a value of a function being traced (tapegrad.trace): Python reading it outside
+    the tape must become a guard or be refused, or a replay would reuse a stale value."""
+    return t._rg and state.tracing is not None
+
+
+def _untraced(t, what):
+    """Refuse, while tracing, an op whose result a replay could not recompute."""
+    if isinstance(t, Tensor) and t._rg and state.tracing is not None:
+        state.tracing.refuse(what)
+
+
 def _recording(*ts) -> bool:
     if not state.grad_enabled:
         return False
@@ -577,10 +589,30 @@ def _pow(a, b):
     return r if r.__class__ is not complex else math.nan
 
 
+_HOW = {np.less: T.CMP_LT, np.less_equal: T.CMP_LE, np.greater: T.CMP_GT,
+        np.greater_equal: T.CMP_GE, np.equal: T.CMP_EQ, np.not_equal: T.CMP_NE}
+
+
 def _compare(ufunc, x, y):
+    out = _compared(ufunc, x, y)
+    if state.tracing is not None and (x._rg or (isinstance(y, Tensor) and y._rg)) and (
+            out is not NotImplemented):
+        # while tracing, a comparison is a record (CMPC, CMP), so a replay recomputes masks
+        # and the guards of Python branches on it
+        how = builtins.float(_HOW[ufunc])
+        if isinstance(y, Tensor):
+            return _record_result(T.CMP, _val(out), D.bool_, (x, y), c=how,
+                                  shape=tuple(out.shape))
+        return _record_result(T.CMPC, _val64(out), D.bool_, (x,), c=builtins.float(_number(y)),
+                              aux_ints=_float_bits(how))
+    return out
+
+
+def _compared(ufunc, x, y):
     if (y.__class__ is float or y.__class__ is int) and (x._v is not None or (
             x._a.size == 1 and x._a.ndim == 0)):
-        return _result(np.array(ufunc(x.item(), y)), D.bool_)  # one Python comparison
+        v = x._v if x._v is not None else x._a[()].item()
+        return _result(np.array(ufunc(v, y)), D.bool_)  # one Python comparison
     if isinstance(y, Tensor):
         broadcast_shapes(x.shape, y.shape)
         dt = D.result_type((x, y))
@@ -591,6 +623,16 @@ def _compare(ufunc, x, y):
     else:
         return NotImplemented
     return _result(_out(ufunc(_val(x).astype(dt.np, copy=False), yv), D.bool_), D.bool_)
+
+
+def _logical(ufunc, op, x, y):
+    out = _out(ufunc(_val(x), _val(y)), D.bool_)
+    if state.tracing is not None and (_traced(x) or isinstance(y, Tensor) and _traced(y)):
+        # traced masks: and = min, or = max of 0/1 values
+        if x._dt is not D.bool_ or not isinstance(y, Tensor) or y._dt is not D.bool_:
+            state.tracing.refuse("& and | other than on two masks")
+        return _record_result(op, out, D.bool_, (x, y), shape=tuple(out.shape))
+    return _result(out, D.bool_)
 
 
 def _dims(dim, ndim):
@@ -726,6 +768,7 @@ def _np_index(index):
     if isinstance(index, tuple):
         return tuple(_np_index(i) for i in index)
     if isinstance(index, Tensor):
+        _untraced(index, "indexing with a traced tensor (its values pick the elements)")
         return _val(index)
     if isinstance(index, list):
         return np.asarray([_val(i) if isinstance(i, Tensor) else i for i in index])
@@ -947,18 +990,23 @@ class Tensor:
 
     def item(self):
         v = self._v
-        if v is not None:
-            return v
-        a = self._a
-        if a.size != 1:
-            raise RuntimeError(f"a Tensor with {a.size} elements cannot be converted to Scalar")
-        return a.reshape(-1)[0].item()
+        if v is None:
+            a = self._a
+            if a.size != 1:
+                raise RuntimeError(f"a Tensor with {a.size} elements cannot be converted to "
+                                   "Scalar")
+            v = a.reshape(-1)[0].item()
+        if self._rg and state.tracing is not None:
+            state.tracing.guard(self, v)  # Python goes on with this value: replays must agree
+        return v
 
     def tolist(self):
+        _untraced(self, "tolist()")
         v = self._v
         return v if v is not None else self._a.tolist()
 
     def numpy(self, *, force=False) -> np.ndarray:
+        _untraced(self, "numpy()")
         if self._rg and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
@@ -967,17 +1015,23 @@ class Tensor:
         return a
 
     def __array__(self, dtype=None, copy=None):
+        _untraced(self, "conversion to a NumPy array")
         a = _val(self)
         return a if dtype is None else a.astype(dtype)
 
     def __bool__(self) -> bool:
         v = self._v
         if v is not None:
-            return v != 0.0
-        a = self._a
-        if a.size != 1:
-            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
-        return builtins.bool(a.reshape(-1)[0] if a.ndim else a[()])
+            r = v != 0.0
+        else:
+            a = self._a
+            if a.size != 1:
+                raise RuntimeError("Boolean value of Tensor with more than one value is "
+                                   "ambiguous")
+            r = builtins.bool(a.reshape(-1)[0] if a.ndim else a[()])
+        if self._rg and state.tracing is not None:
+            state.tracing.guard(self, r)  # a Python branch on a traced value
+        return r
 
     def __float__(self) -> float:
         return builtins.float(self._scalar_item("float"))
@@ -1100,6 +1154,7 @@ class Tensor:
         """hook(grad) runs when this tensor's gradient is computed; it may return a new one."""
         if not self._rg:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        _untraced(self, "register_hook() (a replay's sweep runs no Python)")
         x = _extra(self)
         if x.hooks is None:
             x.hooks = {}
@@ -1154,6 +1209,7 @@ class Tensor:
 
     @property
     def data(self):
+        _untraced(self, ".data")
         t = _leaf(_storage(self), self._dt)
         t._v = None
         # PyTorch's .data shares storage but not the version counter: writes through
@@ -1174,6 +1230,7 @@ class Tensor:
         x.lc = None
 
     def detach(self):
+        _untraced(self, "detach()")
         t = _new(Tensor)
         t._dt = self._dt
         t._rg = False
@@ -1185,6 +1242,7 @@ class Tensor:
         return t
 
     def detach_(self):
+        _untraced(self, "detach_()")
         if self._x is not None and self._x.base is not None:
             raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self._seg = None
@@ -1243,8 +1301,11 @@ class Tensor:
         return self
 
     def _cast(self, dt):
+        mask = self._dt is D.bool_  # 0/1: exact in every dtype
+        if not mask and (not dt.is_floating_point or dt.itemsize < 8):
+            _untraced(self, f"a cast to {dt}")  # replays compute in float64
         a = _out(_val(self), dt)
-        if self._rg and state.grad_enabled and dt.is_floating_point:
+        if self._rg and state.grad_enabled and (dt.is_floating_point or mask):
             narrowing = dt.itemsize < self._dt.itemsize  # its gradient is rounded, as PyTorch's
             return _record_result(T.TOCOPY, a, dt, (self,), c=1.0 if narrowing else 0.0)
         return _result(a, dt)
@@ -1509,19 +1570,25 @@ class Tensor:
         return self >= other
 
     def equal(self, other) -> bool:
+        _untraced(self, "equal()")
+        _untraced(other, "equal()")
         return self.shape == other.shape and builtins.bool(np.array_equal(_val(self), _val(other)))
 
     def __invert__(self):
         if self._dt is not D.bool_ and self._dt.is_floating_point:
             raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
                             "tensors")
-        return _result(_out(np.invert(_val(self)), self._dt), self._dt)
+        out = _out(np.invert(_val(self)), self._dt)
+        if self._dt is D.bool_ and _traced(self):  # a traced mask: not m = 1 - m
+            return _record_result(T.RSUBC, out, D.bool_, (self,), c=1.0)
+        _untraced(self, "~")
+        return _result(out, self._dt)
 
     def __and__(self, other):
-        return _result(_out(np.logical_and(_val(self), _val(other)), D.bool_), D.bool_)
+        return _logical(np.logical_and, T.MINIMUM, self, other)
 
     def __or__(self, other):
-        return _result(_out(np.logical_or(_val(self), _val(other)), D.bool_), D.bool_)
+        return _logical(np.logical_or, T.MAXIMUM, self, other)
 
     def all(self, dim=None, keepdim=False):
         return L.all(self, dim, keepdim)
@@ -2585,6 +2652,8 @@ def seed():
 
 
 def _rng(generator):
+    if state.tracing is not None:
+        state.tracing.refuse("random numbers (a replay would repeat the same draws)")
     return (generator or default_generator)._rng
 
 

@@ -24,7 +24,7 @@ CONSTANT_OPS = {  # op: (c, d, reference)
 }
 CONSTANTS = {T.LEAKY_RELU: (0.1, 0.0), T.ELU: (1.3, 0.0), T.GELU: (1.0, 0.0),
              T.SOFTPLUS: (2.0, 1.5), T.HARDTANH: (-0.5, 0.5), T.CLAMP: (-0.5, 0.5)}
-UNARY = [o for o in T.OPS if o.kind == T.UNARY]
+UNARY = [o for o in T.OPS if o.kind == T.UNARY and o.code != T.CMPC]  # see test_comparisons
 
 
 @pytest.mark.parametrize("spec", UNARY, ids=lambda o: f"{o.name}-{o.code}")
@@ -51,7 +51,7 @@ def test_unary_forward_rule_matches_the_eager_forward(spec):
                                    err_msg=f"{spec.name}({x})")
 
 
-@pytest.mark.parametrize("spec", [o for o in T.OPS if o.kind == T.BINARY],
+@pytest.mark.parametrize("spec", [o for o in T.OPS if o.kind == T.BINARY and o.code != T.CMP],
                          ids=lambda o: f"{o.name}-{o.code}")
 def test_binary_forward_rule_matches_the_eager_forward(spec):
     for x in XS:
@@ -64,6 +64,24 @@ def test_binary_forward_rule_matches_the_eager_forward(spec):
             got = T._binary_f(spec.code, x, z, 0.3)
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15, equal_nan=True,
                                        err_msg=f"{spec.name}({x}, {z})")
+
+
+COMPARISONS = {T.CMP_LT: np.less, T.CMP_LE: np.less_equal, T.CMP_GT: np.greater,
+               T.CMP_GE: np.greater_equal, T.CMP_EQ: np.equal, T.CMP_NE: np.not_equal}
+
+
+@pytest.mark.parametrize("how", sorted(COMPARISONS))
+def test_comparisons(how):
+    """The comparisons a trace records (CMPC: x vs a constant, CMP: two records): 0/1 as
+    NumPy's, nan compares unequal, and their derivatives are zero."""
+    for x in XS + [math.nan, math.inf]:
+        for z in (0.3, -0.6, 0.0, math.nan, -math.inf):
+            expected = float(COMPARISONS[how](x, z))
+            assert T._unary_f(T.CMPC, x, z, float(how)) == expected
+            assert T._binary_f(T.CMP, x, z, float(how)) == expected
+            assert T._unary_b(T.CMPC, 1.0, x, expected, z, float(how)) == 0.0
+            assert T._binary_ba(T.CMP, 1.0, x, z, expected, float(how)) == 0.0
+            assert T._binary_bb(T.CMP, 1.0, x, z, expected, float(how)) == 0.0
 
 
 EXTREMES = (-1.7, 0.0, -0.0, 1e308, -1e308, math.inf, -math.inf, math.nan, 800.0)

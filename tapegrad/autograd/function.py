@@ -56,6 +56,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if E.state.tracing is not None:
+            E.state.tracing.refuse(f"a custom autograd.Function ({cls.__name__}): its backward "
+                                   "is Python")
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():

@@ -6,10 +6,17 @@ import functools
 from .._engine import state
 
 
+def _check_tracing(enabled):
+    if not enabled and state.tracing is not None:
+        state.tracing.refuse("turning off grad mode (no_grad, inference_mode, "
+                             "set_grad_enabled(False)): ops inside would not be recorded")
+
+
 class _GradMode:
     _enabled: bool
 
     def __enter__(self):
+        _check_tracing(self._enabled)
         self._prev = state.grad_enabled
         state.grad_enabled = self._enabled
 
@@ -57,6 +64,7 @@ class set_grad_enabled(_GradMode):
     """Set grad mode now (as a function) or for a block (as a context manager)."""
 
     def __init__(self, mode: bool):
+        _check_tracing(mode)
         self._prev = state.grad_enabled
         self._enabled = bool(mode)
         state.grad_enabled = self._enabled

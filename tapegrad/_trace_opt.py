@@ -1,0 +1,149 @@
+"""``Trace.optimize``: constant folding, common-subexpression merging and dead-record
+elimination on a recorded tape (Python: it runs once per trace, not per replay).
+
+Operands of a record are ``a``, ``b`` for the kinds that read it, MASK's mask record (kept
+in ``c``) and CONCAT's operand list in the aux table; every rewrite below goes through
+``_operands``/``_renumber`` so they agree.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _tape as T
+
+_USES_B = frozenset((T.BINARY, T.MATMUL, T.SETITEM, T.SCATTERADD, T.COPY, T.MASK))
+
+
+def _aux_ends(aux, naux):
+    """The end of each record's aux entry: entries are appended one after another, so an
+    entry ends where the next larger start begins."""
+    starts = np.unique(aux[aux >= 0])
+    ends = np.append(starts[1:], naux)
+    return dict(zip(starts.tolist(), ends.tolist()))
+
+
+def _concat_operands(auxi, at):
+    out, pos = [], at + 1
+    for _ in range(int(auxi[at])):
+        out.append((pos, int(auxi[pos])))
+        pos += 3 + 2 * int(auxi[pos + 1])
+    return out
+
+
+def _operands(p, i):
+    kd = T.KIND[p["op"][i]]
+    if kd == T.SOURCE:
+        return []
+    if kd == T.CONCAT:
+        return [r for _, r in _concat_operands(p["auxi"], int(p["aux"][i]))]
+    out = [int(p["a"][i])]
+    if kd in _USES_B and p["b"][i] >= 0:
+        out.append(int(p["b"][i]))
+    if kd == T.MASK:
+        out.append(int(p["c"][i]))
+    return out
+
+
+def _value(p, i):
+    m = int(p["n"][i])
+    if m == 1:
+        return np.array([p["val"][i]])
+    o = int(p["off"][i])
+    return p["bulk"][o:o + m]
+
+
+def optimize(prog, meta):
+    p = {k: v.copy() for k, v in prog.items()}
+    op, n = p["op"], p["n"]
+    k = op.size
+    ends = _aux_ends(p["aux"], p["auxi"].size)
+    inputs = set(meta["ins"])
+    # 1. constant folding: a record whose operands are all constants is one itself (its
+    # value, computed when recorded, does not depend on the inputs); FILL writes a constant
+    const = (op == T.CONST)
+    for i in range(k):
+        kd = T.KIND[op[i]]
+        if kd == T.SOURCE or i in inputs:
+            continue
+        if kd == T.FILL or all(const[r] for r in _operands(p, i)):
+            const[i] = True
+            op[i] = T.CONST
+    # 2. common subexpressions: same op, same (canonical) operands, constants and maps
+    canon = np.arange(k)
+    seen = {}
+    for i in range(k):
+        o = int(op[i])
+        if i in inputs or o in (T.LEAF, T.IMPORT):
+            continue
+        if o == T.CONST:
+            key = ("const", int(n[i]), _value(p, i).tobytes())
+        else:
+            at = int(p["aux"][i])
+            auxkey = p["auxi"][at:ends[at]].tobytes() if at >= 0 else b""
+            if T.KIND[o] == T.CONCAT:
+                auxkey = tuple(int(canon[r]) for _, r in _concat_operands(p["auxi"], at)) + (
+                    auxkey,)
+            kd = T.KIND[o]
+            b = int(canon[p["b"][i]]) if kd in _USES_B and p["b"][i] >= 0 else -1
+            c = int(canon[int(p["c"][i])]) if kd == T.MASK else float(p["c"][i])
+            key = (o, int(canon[p["a"][i]]), b, c, int(n[i]), auxkey)
+        j = seen.setdefault(key, i)
+        canon[i] = j
+    # 3. dead records: keep what outputs and guards need, and the inputs
+    live = np.zeros(k, dtype=bool)
+    roots = [canon[r] for r in meta["outs"]] + [canon[g[0]] for g in meta["guards"]]
+    live[list(meta["ins"])] = True
+    live[roots] = True
+    for i in range(k - 1, -1, -1):
+        if live[i] and op[i] != T.CONST:
+            for r in _operands(p, i):
+                live[canon[r]] = True
+    keep = np.flatnonzero(live)
+    new = np.full(k, -1, dtype=np.int64)
+    new[keep] = np.arange(keep.size)
+
+    def renum(r):
+        return int(new[canon[r]])
+
+    # 4. compaction: renumber operands, copy values into a compact bulk arena
+    q = {name: p[name][keep].copy() for name in ("op", "a", "b", "c", "val", "n", "off", "aux")}
+    auxi = [p["auxi"]]
+    naux = p["auxi"].size
+    bulk = []
+    nbulk = 0
+    for j, i in enumerate(keep):
+        kd = T.KIND[op[i]]
+        if q["n"][j] != 1:
+            m = int(q["n"][j])
+            bulk.append(_value(p, i))
+            q["off"][j] = nbulk
+            nbulk += m
+        if kd == T.SOURCE:
+            q["a"][j] = q["b"][j] = -1
+            continue
+        if kd == T.CONCAT:  # a copy of the entry with the operand records renumbered
+            at = int(p["aux"][i])
+            entry = p["auxi"][at:ends[at]].copy()
+            for pos, r in _concat_operands(p["auxi"], at):
+                entry[pos - at] = renum(r)
+            auxi.append(entry)
+            q["aux"][j] = naux
+            naux += entry.size
+            continue
+        q["a"][j] = renum(p["a"][i])
+        if kd in _USES_B and p["b"][i] >= 0:
+            q["b"][j] = renum(p["b"][i])
+        if kd == T.MASK:
+            q["c"][j] = float(renum(int(p["c"][i])))
+    q["auxi"] = np.concatenate(auxi)
+    q["bulk"] = np.concatenate(bulk) if bulk else np.empty(0)
+    meta = dict(meta)
+    meta["ins"] = [renum(r) for r in meta["ins"]]
+    meta["outs"] = [renum(r) for r in meta["outs"]]
+    guards = []
+    for r, e, truth, where in meta["guards"]:
+        if op[canon[r]] == T.CONST:  # decided whatever the inputs: drop it
+            continue
+        guards.append([renum(r), e, truth, where])
+    meta["guards"] = guards
+    return q, meta

@@ -1,0 +1,442 @@
+"""``tapegrad.trace``: replays at new inputs against eager tapegrad, PyTorch and finite
+differences, on every row of the op table and on the benchmark workloads; guards,
+refusals, ``compile``, ``optimize``, saving and batches.
+
+A trace is always evaluated at inputs other than the ones it was recorded at, so a value
+baked into the tape shows up as a wrong number.
+"""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from op_specs import case_id, cases, inputs_for, seed_of
+
+import tapegrad
+from tapegrad.bench.workloads import WORKLOADS
+
+try:
+    import torch as _torch
+except ImportError:  # the PyTorch comparisons are skipped, the rest runs
+    _torch = None
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The use of `x.T`:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning"),
+]
+
+RTOL, ATOL = 1e-9, 1e-11
+
+
+def _close(a, b, what, rtol=RTOL, atol=ATOL):
+    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                               rtol=rtol, atol=atol, err_msg=what)
+
+
+def _eager_vjp(fn, arrays, v):
+    """Eager tapegrad: (output, gradient of sum(output * v) per input)."""
+    xs = [tapegrad.tensor(a, dtype=tapegrad.float64, requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    seed = tapegrad.tensor(np.broadcast_to(np.asarray(v, dtype=np.float64), out.shape).copy())
+    g = tapegrad.autograd.grad(out, xs, seed, allow_unused=True, materialize_grads=True)
+    return out.detach().numpy().astype(float), [t.numpy() for t in g]
+
+
+def _torch_vjp(spec, arrays, v):
+    xs = [_torch.tensor(a, dtype=_torch.float64, requires_grad=True) for a in arrays]
+    out = spec.fn(_torch, *xs)
+    g = _torch.autograd.grad(out, xs, _torch.tensor(np.asarray(v).reshape(out.shape)),
+                             allow_unused=True, materialize_grads=True)
+    return [t.numpy() for t in g]
+
+
+# ---------------------------------------------------------------- the op table
+
+# rows a replay cannot reproduce, refused with TraceError when traced: an index chosen by
+# the values (max/min over a dim) or an output whose size depends on the values
+REFUSED = ("max.method.dim", "max.method.keepdim", "max.method.unpack", "max.fn.dim",
+           "max.ties.dim", "min.method.dim", "min.method.keepdim", "min.method.unpack",
+           "min.fn.dim", "min.ties.dim", "index.bool_mask_data",
+           # replays compute in float64: narrowing casts are refused
+           "to.float32", "to.dtype_kw", "to.float16", "float.method", "type.method",
+           "to.round_trip")
+
+
+# a mask computed from the traced input: the output's size depends on the values
+REFUSED_EXACTLY = {"masked_select.method", "masked_select.fn"}
+
+
+def _refused(spec):
+    return spec.name.startswith(REFUSED) or spec.name in REFUSED_EXACTLY
+
+
+ROWS = [pytest.param(spec, case, id=case_id(spec, case)) for spec, case in cases()
+        if spec.differentiable]
+
+
+def _moved(spec, case):
+    """Other inputs from the same domains (the trace was recorded at inputs_for's)."""
+    return inputs_for(spec, case, case_id(spec, case) + "/elsewhere")
+
+
+@pytest.mark.parametrize(("spec", "case"), ROWS)
+def test_op_replayed_at_new_inputs(spec, case):
+    arrays = inputs_for(spec, case)
+    try:
+        tr = tapegrad.trace(lambda *xs: spec.fn(tapegrad, *xs), *arrays)
+    except tapegrad.TraceError:
+        assert _refused(spec), spec.name
+        return
+    assert not _refused(spec), f"{spec.name} was expected to be refused"
+    moved = _moved(spec, case)
+    rng = np.random.default_rng(seed_of(case_id(spec, case) + "/v"))
+    v = rng.standard_normal(tuple(tr.out_shapes[0]))
+    out, grads = _eager_vjp(lambda *xs: spec.fn(tapegrad, *xs), moved, v)
+    _close(tr(*moved), out, "replayed forward")
+    got = tr.vjp(tuple(moved), v)
+    got = got if isinstance(got, tuple) else (got,)
+    for g, e in zip(got, grads):
+        _close(g, e, "replayed vjp vs eager")
+    if _torch is not None:
+        for g, e in zip(got, _torch_vjp(spec, moved, v)):
+            _close(g, e, "replayed vjp vs PyTorch", 1e-8, 1e-10)
+    # forward mode against reverse mode: the Jacobian both ways, and one jvp
+    jr = tr.jacobian(*moved, mode="reverse")
+    jf = tr.jacobian(*moved, mode="forward")
+    jr = jr if isinstance(jr, tuple) else (jr,)
+    jf = jf if isinstance(jf, tuple) else (jf,)
+    # where a derivative is infinite (sqrt at 0, var of one element) the modes differ in
+    # 0 * inf: the reverse sweep skips zero adjoints, tangents multiply as PyTorch's do
+    for a, b in zip(jr, jf):
+        a, b = np.asarray(a), np.asarray(b)
+        finite = np.isfinite(a) & np.isfinite(b)
+        _close(b[finite], a[finite], "forward-mode Jacobian vs reverse-mode")
+    t = [rng.standard_normal(a.shape) for a in moved]
+    y, ty = tr.jvp(tuple(moved), tuple(t))
+    if all(np.isfinite(j).all() for j in jr) and all(m.size for m in moved):
+        expect = sum(np.tensordot(j, ti, axes=ti.ndim) if ti.ndim else j * ti
+                     for j, ti in zip(jr, t))
+        _close(ty, expect, "jvp vs J t")
+
+
+GRADCHECK_ROWS = [p for p in ROWS if p.values[0].gradcheck and not _refused(p.values[0])]
+
+
+@pytest.mark.parametrize(("spec", "case"), GRADCHECK_ROWS[::3])
+def test_op_replay_against_finite_differences(spec, case):
+    arrays = inputs_for(spec, case)
+    rng = np.random.default_rng(seed_of(case_id(spec, case) + "/w"))
+    shape = spec.fn(tapegrad, *[tapegrad.tensor(a) for a in arrays]).shape
+    w = rng.standard_normal(tuple(shape))
+
+    def f(*xs):
+        return (spec.fn(tapegrad, *xs) * tapegrad.tensor(w)).sum()
+    tr = tapegrad.trace(f, *arrays)
+    moved = _moved(spec, case)
+    g = tr.gradient(*moved)
+    g = g if isinstance(g, tuple) else (g,)
+    h = 1e-6
+    for i, x in enumerate(moved):
+        fd = np.zeros(x.shape)
+        for k in range(x.size):
+            up = [m.copy() for m in moved]
+            dn = [m.copy() for m in moved]
+            up[i].reshape(-1)[k] += h
+            dn[i].reshape(-1)[k] -= h
+            fd.reshape(-1)[k] = (tr(*up) - tr(*dn)) / (2 * h)
+        _close(g[i], fd, "replayed gradient vs central differences", 1e-5, 1e-6)
+
+
+# ---------------------------------------------------------------- the benchmark workloads
+
+TRACEABLE = ["det_by_minor_3", "det_by_minor_5", "llsq_obj", "an_ode", "scalar_chain",
+             "seed_loop", "vec16_chain", "mlp_step", "big_elementwise", "big_matmul"]
+
+
+def _workload_fn(w, case):
+    consts = {k: tapegrad.tensor(v) if isinstance(v, np.ndarray) else v
+              for k, v in case.consts.items()}
+    return lambda *ps: w.torch_fn(tapegrad, list(ps), consts)
+
+
+@pytest.mark.parametrize("name", TRACEABLE)
+def test_workload_trace_matches_eager_and_torch(name):
+    w = WORKLOADS[name]
+    case = w.case(tiny=True)
+    fn = _workload_fn(w, case)
+    tr = tapegrad.trace(fn, *case.params)
+    rng = np.random.default_rng(seed_of(name))
+    # new inputs; seed_loop's branches depend on the norm, so keep it on the same side
+    moved = [p * (1.0 + 0.01 * rng.standard_normal(p.shape)) for p in case.params]
+    seed = case.seed if case.seed is not None else 1.0
+    out, grads = _eager_vjp(fn, moved, seed)
+    _close(tr(*moved), out, "forward")
+    got = tr.vjp(tuple(moved), seed)
+    got = got if isinstance(got, tuple) else (got,)
+    for g, e in zip(got, grads):
+        _close(g, e, f"{name}: trace vs eager")
+    if _torch is not None:
+        tconsts = {k: _torch.tensor(v) if isinstance(v, np.ndarray) else v
+                   for k, v in case.consts.items()}
+        ps = [_torch.tensor(p, requires_grad=True) for p in moved]
+        o = w.torch_fn(_torch, ps, tconsts)
+        o.backward(None if case.seed is None else _torch.tensor(case.seed))
+        for g, p in zip(got, ps):
+            _close(g, p.grad.numpy(), f"{name}: trace vs PyTorch", 1e-8, 1e-10)
+
+
+def test_an_ode_jacobian_against_torch():
+    w = WORKLOADS["an_ode"]
+    case = w.case(tiny=True)
+    consts = dict(case.consts)
+    x = case.params[0]
+    tr = tapegrad.trace(lambda t: _ode_state(tapegrad, t, consts), x)
+    x2 = x + 0.1
+    jr = tr.jacobian(x2, mode="reverse")
+    jf = tr.jacobian(x2, mode="forward")
+    _close(jf, jr, "an_ode Jacobian both ways")
+    if _torch is not None:
+        jt = _torch.autograd.functional.jacobian(
+            lambda t: _ode_state(_torch, t, consts), _torch.tensor(x2))
+        _close(jr, jt.numpy(), "an_ode Jacobian vs torch.autograd.functional")
+
+
+def _ode_state(lib, x, consts):
+    """an_ode's final state y (cmpad): y' = f(y), f0 = x0, fi = xi * y(i-1), RK4."""
+    n, steps = x.shape[0], consts["steps"]
+    h = 2.0 / steps
+    y = lib.zeros(n, dtype=lib.float64)
+
+    def f(y):
+        return lib.cat([x[:1], x[1:] * y[:-1]])
+    for _ in range(steps):
+        k1 = f(y)
+        k2 = f(y + 0.5 * h * k1)
+        k3 = f(y + 0.5 * h * k2)
+        k4 = f(y + h * k3)
+        y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return y
+
+
+# ---------------------------------------------------------------- guards and compile
+
+def _branchy(x):
+    if x.sum() > 0:
+        return (x * x).sum()
+    return x.sin().sum()
+
+
+def test_guard_fails_on_the_other_branch_naming_the_line():
+    x = np.array([1.0, 2.0])
+    tr = tapegrad.trace(_branchy, x)
+    assert len(tr.guards) == 1 and "if x.sum() > 0:" in tr.guards[0]
+    _close(tr.gradient(x + 1), 2 * (x + 1), "same branch")
+    with pytest.raises(tapegrad.TraceGuardError, match=r"test_trace\.py:\d+: if x.sum\(\) > 0"):
+        tr.gradient(-x)
+
+
+def test_value_guards_item_and_float():
+    def f(x):
+        s = float(x.sum())  # Python continues with this number: only this x replays
+        return x * s
+    x = np.array([1.0, 2.0])
+    tr = tapegrad.trace(f, x)
+    _close(tr(x), x * 3.0, "same inputs")
+    with pytest.raises(tapegrad.TraceGuardError):
+        tr(x + 1)
+
+
+def test_compile_retraces_per_branch_and_bounds_its_cache():
+    f = tapegrad.compile(_branchy, max_traces=2)
+    x = np.array([1.0, 2.0])
+    _close(f.gradient(x), 2 * x, "positive branch")
+    _close(f.gradient(-x), np.cos(-x), "negative branch")
+    _close(f.gradient(x * 3), 6 * x, "cached positive trace")
+    assert len(f.traces) == 2 and f.retraces == 1
+    f.gradient(np.array([1.0, 2.0, 3.0]))  # a new shape: a third trace, the oldest goes
+    assert len(f.traces) == 2
+    assert "2 traces cached (at most 2)" in repr(f)
+    _close(f(x), (x * x).sum(), "call")
+
+
+def test_seed_loop_guards_follow_the_loop():
+    w = WORKLOADS["seed_loop"]
+    case = w.case()
+    tr = tapegrad.trace(_workload_fn(w, case), *case.params)
+    assert len(tr.guards) >= 2
+    with pytest.raises(tapegrad.TraceGuardError, match="while y.norm"):
+        tr(case.params[0] * 100)
+
+
+def test_masks_from_comparisons_are_replayed():
+    def f(x):
+        return (tapegrad.where(x > 0, x, 0.1 * x).sum() + (x * (x > 1).float()).sum()
+                + x.clamp(-0.5, 0.5).sum() + x.abs().max() + x.masked_fill(x < -1, 2.0).sum()
+                + ((x > 0) & (x < 1)).double().sum() * x.sum())
+    x = np.array([0.5, -1.5, 2.0, -0.2])
+    tr = tapegrad.trace(f, x)
+    for pt in (x, -x, 3 * x, x + 0.7):
+        _, (g,) = _eager_vjp(f, [pt], 1.0)
+        _close(tr.gradient(pt), g, f"at {pt}")
+
+
+@pytest.mark.parametrize(("what", "fn"), [
+    ("argmax", lambda x: x[x.argmax()]),
+    ("max(dim)", lambda x: x.max(0).values),
+    ("random", lambda x: x * tapegrad.rand(3)),
+    ("detach", lambda x: x * x.detach()),
+    ("no_grad", lambda x: _under_no_grad(x)),
+    ("numpy", lambda x: x * float(np.asarray(x).sum())),
+    ("boolean index", lambda x: x[x > 0].sum()),
+    ("masked_select", lambda x: x.masked_select(x > 0).sum()),
+    ("tolist", lambda x: x * sum(x.tolist())),
+    ("int cast", lambda x: x * x.long()),
+    ("hook", lambda x: _hooked(x)),
+])
+def test_refused_at_trace_time(what, fn):
+    with pytest.raises(tapegrad.TraceError, match="cannot replay"):
+        tapegrad.trace(fn, np.array([0.5, -1.0, 2.0]))
+
+
+def _under_no_grad(x):
+    with tapegrad.no_grad():
+        return x * 2
+
+
+def _hooked(x):
+    y = x * 2
+    y.register_hook(lambda g: g)
+    return y.sum()
+
+
+def test_custom_function_refused():
+    class Square(tapegrad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+    with pytest.raises(tapegrad.TraceError, match="Function"):
+        tapegrad.trace(lambda x: Square.apply(x).sum(), np.array([1.0, 2.0]))
+
+
+def test_second_recording_catches_values_copied_off_the_tape():
+    # the private array read copies x's values into a constant: no guard or refusal sees
+    # it, the second recording at other inputs does
+    with pytest.raises(tapegrad.TraceError, match="depends on the input values"):
+        tapegrad.trace(lambda x: x * tapegrad.tensor(x._a.copy()), np.array([1.0, 2.0]))
+    # without the check, the trace is made (and would be wrong elsewhere)
+    tapegrad.trace(lambda x: x * tapegrad.tensor(x._a.copy()), np.array([1.0, 2.0]),
+                   check=False)
+
+
+def test_closure_parameters_are_constants_of_the_trace():
+    w = tapegrad.tensor([1.0, 2.0], requires_grad=True)
+    tr = tapegrad.trace(lambda x: (w * x).sum(), np.array([3.0, 4.0]))
+    _close(tr.gradient(np.array([5.0, 6.0])), [1.0, 2.0], "gradient w.r.t. x only")
+    assert w.grad is None
+
+
+def test_bad_arguments():
+    tr = tapegrad.trace(lambda x, y: (x * y).sum(), np.ones(3), 2.0)
+    with pytest.raises(ValueError, match="shape"):
+        tr(np.ones(4), 2.0)
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        tr(np.ones(3))
+    g = tr.gradient(np.arange(3.0), 2.0)
+    assert isinstance(g, tuple) and isinstance(g[1], float)
+    _close(g[1], 3.0, "gradient w.r.t. the 0-d input")
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        tapegrad.trace(lambda x: x * 2, np.ones(2)).gradient(np.ones(2))
+    with pytest.raises(tapegrad.TraceError, match="return a tensor"):
+        tapegrad.trace(lambda x: 1.0, np.ones(2))
+
+
+# ---------------------------------------------------------------- optimize, save, batches
+
+def _redundant(x, y):
+    dead = (x * y).exp()  # noqa: F841  (never used)
+    a = (x * y).sin()
+    b = (x * y).sin()  # the same subexpression
+    c = tapegrad.tensor([1.0, 2.0, 3.0]) * 2.0 + 1.0  # constants only
+    return (a * b + c * x).sum() + (y * 0.0 + 1.0).sum()
+
+
+def test_optimize_removes_records_and_keeps_results():
+    x, y = np.array([0.1, 0.2, 0.3]), np.array([1.0, -1.0, 2.0])
+    tr = tapegrad.trace(_redundant, x, y)
+    before = tr.num_records
+    g0 = tr.gradient(x + 1, y - 1)
+    v0 = tr(x + 1, y - 1)
+    removed = tr.optimize()
+    assert removed >= 4 and tr.num_records == before - removed
+    _close(tr(x + 1, y - 1), v0, "value after optimize")
+    for a, b in zip(tr.gradient(x + 1, y - 1), g0):
+        _close(a, b, "gradient after optimize")
+    _close(tr.jacobian(x, y, mode="forward")[0], tr.jacobian(x, y)[0], "jacobian after")
+
+
+@pytest.mark.parametrize("name", ["det_by_minor_3", "an_ode", "seed_loop", "mlp_step"])
+def test_optimize_on_workloads(name):
+    w = WORKLOADS[name]
+    case = w.case(tiny=True)
+    tr = tapegrad.trace(_workload_fn(w, case), *case.params)
+    seed = case.seed if case.seed is not None else 1.0
+    moved = [p * 1.001 for p in case.params]
+    before = tr.vjp(tuple(moved), seed)
+    tr.optimize()
+    after = tr.vjp(tuple(moved), seed)
+    for a, b in zip(before if isinstance(before, tuple) else (before,),
+                    after if isinstance(after, tuple) else (after,)):
+        _close(b, a, "vjp after optimize", 1e-12, 1e-14)
+
+
+def test_save_load_and_pickle_round_trip(tmp_path):
+    x = np.array([0.5, -1.5, 2.0])
+    tr = tapegrad.trace(_branchy, x)
+    path = tmp_path / "branchy.npz"
+    tr.save(path)
+    loaded = tapegrad.load_trace(path)
+    unpickled = pickle.loads(pickle.dumps(tr))
+    pt = x * 1.3
+    for other in (loaded, unpickled):
+        assert other.num_records == tr.num_records
+        assert np.array_equal(other.gradient(pt), tr.gradient(pt))
+        assert other(pt) == tr(pt)
+        with pytest.raises(tapegrad.TraceGuardError, match="if x.sum"):
+            other(-x)
+
+
+def test_gradient_batch_matches_points_and_threads():
+    w = WORKLOADS["det_by_minor_3"]
+    case = w.case()
+    tr = tapegrad.trace(_workload_fn(w, case), *case.params)
+    X = np.random.default_rng(0).standard_normal((50,) + case.params[0].shape)
+    one = tr.gradient_batch(X, threads=1)
+    two = tr.gradient_batch(X, threads=2)
+    assert np.array_equal(one, two)
+    for k in (0, 17, 49):
+        _close(one[k], tr.gradient(X[k]), f"point {k}")
+    J = tr.jacobian_batch(X[:5])
+    _close(J[:, ...], one[:5], "a scalar output's Jacobian is its gradient")
+
+
+def test_gradient_batch_reports_guard_failures():
+    tr = tapegrad.trace(_branchy, np.array([1.0, 2.0]))
+    X = np.array([[1.0, 1.0], [2.0, 3.0], [-5.0, 1.0]])
+    with pytest.raises(tapegrad.TraceGuardError, match="point 2"):
+        tr.gradient_batch(X)
+
+
+def test_trace_leaves_the_eager_engine_alone():
+    x = tapegrad.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    tapegrad.trace(lambda t: (t * 3).sum(), np.ones(2))
+    y.backward()
+    _close(x.grad.numpy(), [2.0, 4.0], "eager backward after a trace")
+    assert tapegrad.is_grad_enabled()
