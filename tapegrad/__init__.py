@@ -6,7 +6,7 @@ differentiable op appends an integer-opcode record to a tape of NumPy arrays
 """
 from __future__ import annotations
 
-from . import _tape, autograd, nn, optim
+from . import _tape, autograd, func, nn, optim
 from ._dtype import bool_ as bool  # noqa: A001  (PyTorch's name)
 from ._dtype import (
     dtype,

@@ -9,7 +9,7 @@ from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "Function", "FunctionCtx", "once_differentiable"]
+           "Function", "FunctionCtx", "once_differentiable", "functional"]
 
 
 def _as_tuple(x):
@@ -50,16 +50,9 @@ def _check_outputs(outputs):
                                "grad_fn")
 
 
-def _no_create_graph(create_graph):
-    if create_graph:
-        raise RuntimeError("tapegrad: create_graph=True (differentiable gradients) is not "
-                           "supported yet")
-
-
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
              grad_variables=None, inputs=None) -> None:
     """Accumulate into ``.grad`` of the leaves the gradient of ``tensors``."""
-    _no_create_graph(create_graph)
     tensors = _as_tuple(tensors)
     grad_tensors = _as_tuple(grad_tensors if grad_tensors is not None else grad_variables)
     if grad_tensors is not None and len(grad_tensors) != len(tensors):
@@ -69,6 +62,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
     _check_outputs(tensors)
     seeds = _seeds(tensors, grad_tensors)
     inputs = _as_tuple(inputs)
+    if create_graph:
+        _backward_graph(tensors, grad_tensors, seeds, retain_graph, inputs)
+        return
     if inputs is None:
         E.run_backward(tensors, seeds, retain_graph, on_leaf=_accumulate)
         return
@@ -83,10 +79,25 @@ def _accumulate(t, g):
     t._accumulate_grad(g)
 
 
+def _backward_graph(tensors, grad_tensors, seeds, retain_graph, inputs):
+    """backward(create_graph=True): .grad becomes a tensor with history (see ``_higher``)."""
+    from .. import _higher as H
+    H.warn_cycle()
+    retain = True if retain_graph is None else retain_graph
+    seeds = H.seeds(tensors, grad_tensors, seeds)
+    if inputs is None:
+        H.run_backward(tensors, seeds, retain, on_leaf=H.accumulate)
+        return
+    capture = {id(t): [t, None] for t in inputs}
+    H.run_backward(tensors, seeds, retain, capture=capture)
+    for t, g in capture.values():
+        if g is not None:
+            H.accumulate(t, g)
+
+
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``."""
-    _no_create_graph(create_graph)
     outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     grad_outputs = _as_tuple(grad_outputs)
@@ -99,7 +110,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     allow_unused = materialize_grads if allow_unused is None else allow_unused
     capture = {id(t): [t, None] for t in inputs}
-    E.run_backward(outputs, _seeds(outputs, grad_outputs), retain_graph, capture=capture)
+    seeds = _seeds(outputs, grad_outputs)
+    if create_graph:
+        from .. import _higher as H
+        H.run_backward(outputs, H.seeds(outputs, grad_outputs, seeds),
+                       True if retain_graph is None else retain_graph, capture=capture)
+    else:
+        E.run_backward(outputs, seeds, retain_graph, capture=capture)
     result = []
     for i, t in enumerate(inputs):
         g = capture[id(t)][1]
@@ -114,7 +131,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                    "desired behavior.")
             result.append(None)
             continue
+        if create_graph:
+            from .._higher import shaped
+            result.append(shaped(g, t))
+            continue
         from .._tensor import _leaf, _out
         result.append(_leaf(_out(g.reshape(t.shape), t.dtype), t.dtype))
     return tuple(result)
 
+
+from . import functional  # noqa: E402  (uses grad, defined above)
