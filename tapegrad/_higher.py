@@ -74,8 +74,10 @@ def _mask(values) -> Tensor:
 
 
 def _where(cond, a, b):
-    """Elementwise choice with a constant condition; a or b may be a number."""
-    return _lib().where(_mask(cond), a, b)
+    """Elementwise choice; a or b may be a number.  Conditions on values are comparisons of
+    tensors (not of NumPy arrays), so a trace of the gradient program records them and a
+    replay recomputes them; NumPy conditions are for structural masks only."""
+    return _lib().where(cond if isinstance(cond, Tensor) else _mask(cond), a, b)
 
 
 def _explicit(m):
@@ -387,8 +389,8 @@ class _Pass:
                     raise E._sweep_error(seg, T.ERR_MODIFIED, ra)
                 na = int(cols[5][ra])
                 m = np.zeros(na, dtype=np.int64) if at < 0 else T.index_map(seg.auxi, at)
-                nz = self.raw(seg, r) != 0.0
                 y = X(seg, r)
+                nz = y != 0.0
                 s = _where(nz, g / _where(nz, y, 1.0), 0.0)
                 self.contribute(ra, gather(s, m) * X(seg, ra))
         elif kd == T.MATMUL:
@@ -418,7 +420,7 @@ class _Pass:
             if b_var:
                 self.contribute(rb, g)
         elif kd == T.MASK:
-            mask = self.raw(seg, int(cc)) != 0.0
+            mask = X(seg, int(cc)) != 0.0
             if a_var:
                 self.contribute(ra, _where(mask, g, 0.0))
             if b_var:
@@ -427,13 +429,14 @@ class _Pass:
             if a_var:
                 if self.stale(seg, ra, r):
                     raise E._sweep_error(seg, T.ERR_MODIFIED, ra)
-                x = self.raw(seg, ra)
-                y = self.raw(seg, r)
-                m = np.zeros(x.size, dtype=np.int64) if at < 0 else T.index_map(seg.auxi, at)
-                eq = x == y[m]
-                ties = np.bincount(m[eq], minlength=y.size).astype(np.float64)
-                scale = 1.0 / np.maximum(ties[m], 1.0)
-                self.contribute(ra, _where(eq, gather(g, m) * _const(scale), 0.0))
+                x = X(seg, ra)
+                ny = int(cols[5][r])
+                m = np.zeros(int(cols[5][ra]), dtype=np.int64) if at < 0 else \
+                    T.index_map(seg.auxi, at)
+                eq = x == gather(X(seg, r), m)  # the elements that reach the extreme
+                ties = scatter(eq.to(F64), m, ny)
+                scale = gather(_where(ties > 0.0, ties, 1.0).reciprocal(), m)
+                self.contribute(ra, _where(eq, gather(g, m) * scale, 0.0))
         elif kd == T.PRODUCT:
             if a_var:
                 if self.stale(seg, ra, r):
@@ -506,7 +509,7 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
         yy = y()
         return g * (yy * (1.0 - yy))
     if o == T.RELU:
-        return _where(yv > 0.0, g, 0.0)
+        return _where(y() > 0.0, g, 0.0)
     if o == T.SQRT:
         return g / (2.0 * y())
     if o == T.ABS:
@@ -526,7 +529,7 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
         with np.errstate(all="ignore"):
             lc = float(np.log(np.float64(c)))
         gy = g * (y() * lc)
-        return _where(xv >= 0.0, 0.0, gy) if c == 0.0 else gy
+        return _where(x() >= 0.0, 0.0, gy) if c == 0.0 else gy
     if o == T.LOG1P:
         return g / (x() + 1.0)
     if o == T.EXPM1:
@@ -562,9 +565,10 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
     if o in _ZERO:
         return _zeros(xv.size)  # PyTorch: zeros_like(grad), no history
     if o == T.LEAKY_RELU:
-        return _where(xv > 0.0, g, g * c)
+        return _where(x() > 0.0, g, g * c)
     if o == T.ELU:  # at 0, PyTorch's first derivative is c and its second 0
-        return _where(xv > 0.0, g, _where(xv < 0.0, g * (x().exp() * c), g * c))
+        xx = x()
+        return _where(xx > 0.0, g, _where(xx < 0.0, g * (xx.exp() * c), g * c))
     if o == T.GELU:
         xx = x()
         if c == 0.0:
@@ -579,13 +583,16 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
         s = xx.sigmoid()
         return g * (s * (xx * (1.0 - s) + 1.0))
     if o == T.SOFTPLUS:
-        return _where(xv * c > d, g, g * (x() * c).sigmoid())
+        xc = x() * c
+        return _where(xc > d, g, g * xc.sigmoid())
     if o == T.HARDTANH:
-        return _where((xv <= c) | (xv >= d), 0.0, g)
+        xx = x()
+        return _where((xx <= c) | (xx >= d), 0.0, g)
     if o == T.LOGSIGMOID:
         return g * (-x()).sigmoid()
     if o == T.CLAMP:
-        return _where((xv >= c) & (xv <= d), g, 0.0)
+        xx = x()
+        return _where((xx >= c) & (xx <= d), g, 0.0)
     raise RuntimeError(f"tapegrad: create_graph=True is not supported through "
                        f"{T.GRAD_FN[o] or T.NAMES[o]}")
 
@@ -616,27 +623,23 @@ def binary_backward(o, which, g, seg, ra, rb, r, c, p):
         if which == 0:
             return g / z
         return -g * ((X(seg, ra) / z) / z)
-    xv, zv = p.raw(seg, ra), p.raw(seg, rb)
+    x, z = X(seg, ra), X(seg, rb)
     if o == T.POW:
-        x, z = X(seg, ra), X(seg, rb)
         if which == 0:
-            return _where(zv == 0.0, 0.0, g * (z * x ** (z - 1.0)))
-        with np.errstate(all="ignore"):
-            return _where((xv == 0.0) & (zv >= 0.0), 0.0, g * (X(seg, r) * x.log()))
+            return _where(z == 0.0, 0.0, g * (z * x ** (z - 1.0)))
+        return _where((x == 0.0) & (z >= 0.0), 0.0, g * (X(seg, r) * x.log()))
     if o in (T.MAXIMUM, T.MINIMUM):
-        mine, other = (xv, zv) if which == 0 else (zv, xv)
+        mine, other = (x, z) if which == 0 else (z, x)
         wins = mine > other if o == T.MAXIMUM else mine < other
         return _where(mine == other, g * 0.5, _where(wins, g, 0.0))
     if o == T.ATAN2:
-        x, z = X(seg, ra), X(seg, rb)
         recip = (x * x + z * z).reciprocal()
         return g * (z * recip) if which == 0 else g * (-x * recip)
     if o == T.FMOD or o == T.REMAINDER:
         if which == 0:
             return g
-        with np.errstate(all="ignore"):
-            q = np.trunc(xv / zv) if o == T.FMOD else np.floor(xv / zv)
-        return -g * _const(q)
+        q = x / z
+        return -g * (q.trunc() if o == T.FMOD else q.floor())  # derivative 0: no x, z terms
     if o == T.LERP:
         return g * (1.0 - c) if which == 0 else g * c
     raise RuntimeError(f"tapegrad: create_graph=True is not supported through "

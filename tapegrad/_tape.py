@@ -527,6 +527,16 @@ _LN10 = math.log(10.0)
 def _unary_f(op, x, c, d):
     if op >= LOG1P:
         return _unary_f2(op, x, c, d)
+    if op == ADDC:  # the most common first: scalar programs are mostly x * c and x + c
+        return x + c
+    if op == MULC:
+        return x * c
+    if op == SUBC:
+        return x - c
+    if op == RSUBC:
+        return c - x
+    if op == DIVC:
+        return x / c
     if op == NEG:
         return -x
     if op == EXP:
@@ -549,16 +559,6 @@ def _unary_f(op, x, c, d):
         return abs(x)
     if op == RECIPROCAL:
         return 1.0 / x if x != 0.0 else math.copysign(math.inf, x)
-    if op == ADDC:
-        return x + c
-    if op == SUBC:
-        return x - c
-    if op == RSUBC:
-        return c - x
-    if op == MULC:
-        return x * c
-    if op == DIVC:
-        return x / c
     if op == POWC:
         return x**c
     if op == RPOWC:
@@ -759,6 +759,14 @@ def _compare(x, z, how):
 
 @_j
 def _binary_f(op, x, z, c):
+    if op == ADD:  # the arithmetic first
+        return x + z
+    if op == MUL:
+        return x * z
+    if op == SUB:
+        return x - z
+    if op == DIV:
+        return x / z
     if op == CMP:
         return _compare(x, z, c)
     if op == MAXIMUM:
@@ -773,22 +781,12 @@ def _binary_f(op, x, z, c):
         return x - math.floor(x / z) * z
     if op == LERP:
         return x + c * (z - x)
-    if op == ADD:
-        return x + z
-    if op == SUB:
-        return x - z
-    if op == MUL:
-        return x * z
-    if op == DIV:
-        return x / z
     return x**z  # POW
 
 
 @_j
 def _binary_ba(op, g, x, z, y, c):
     """Adjoint contribution to the first operand."""
-    if op == CMP:
-        return 0.0
     if op == MAXIMUM:
         return g if x > z else (0.5 * g if x == z else 0.0)  # ties share, as PyTorch
     if op == MINIMUM:
@@ -805,14 +803,14 @@ def _binary_ba(op, g, x, z, y, c):
         if z == 0.0:
             return 0.0
         return g * z * x ** (z - 1.0)
+    if op == CMP:
+        return 0.0
     return g  # ADD, SUB
 
 
 @_j
 def _binary_bb(op, g, x, z, y, c):
     """Adjoint contribution to the second operand."""
-    if op == CMP:
-        return 0.0
     if op == MAXIMUM:
         return g if z > x else (0.5 * g if x == z else 0.0)
     if op == MINIMUM:
@@ -836,6 +834,8 @@ def _binary_bb(op, g, x, z, y, c):
         if x == 0.0 and z >= 0.0:
             return 0.0
         return g * y * math.log(x)
+    if op == CMP:
+        return 0.0
     return g  # ADD
 
 

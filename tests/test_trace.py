@@ -440,3 +440,108 @@ def test_trace_leaves_the_eager_engine_alone():
     y.backward()
     _close(x.grad.numpy(), [2.0, 4.0], "eager backward after a trace")
     assert tapegrad.is_grad_enabled()
+
+
+# ---------------------------------------------------------------- second order
+
+# (the gradient of a norm is not differentiable at the origin: no finite differences there)
+HESSIAN_ROWS = [p for p in GRADCHECK_ROWS[1::4] if "zero" not in p.values[0].domains()]
+
+
+@pytest.mark.parametrize(("spec", "case"), HESSIAN_ROWS)
+def test_op_hessian_replayed(spec, case):
+    """Trace.hessian (the Jacobian of a replayed trace of the gradient program) against
+    central differences of the replayed gradient and against PyTorch."""
+    arrays = inputs_for(spec, case)
+    rng = np.random.default_rng(seed_of(case_id(spec, case) + "/h"))
+    shape = spec.fn(tapegrad, *[tapegrad.tensor(a) for a in arrays]).shape
+    w = rng.standard_normal(tuple(shape))
+
+    def f(lib, *xs):
+        return (spec.fn(lib, *xs) * lib.tensor(w)).sum()
+    tr = tapegrad.trace(lambda *xs: f(tapegrad, *xs), *arrays)
+    moved = _moved(spec, case)
+    if not all(m.size for m in moved):
+        pytest.skip("an empty input: no second derivatives")
+    H = tr.hessian(*moved)
+    H = H if isinstance(H, tuple) else ((H,),)
+    h = 1e-6
+    for j, x in enumerate(moved):
+        for k in range(x.size):
+            up = [m.copy() for m in moved]
+            dn = [m.copy() for m in moved]
+            up[j].reshape(-1)[k] += h
+            dn[j].reshape(-1)[k] -= h
+            gu, gd = tr.gradient(*up), tr.gradient(*dn)
+            gu = gu if isinstance(gu, tuple) else (gu,)
+            gd = gd if isinstance(gd, tuple) else (gd,)
+            for i in range(len(moved)):
+                col = (np.asarray(gu[i]) - np.asarray(gd[i])) / (2 * h)
+                got = np.asarray(H[i][j]).reshape(np.shape(col) + (-1,))[..., k]
+                _close(got, col, f"d2f/dx{i}dx{j}[{k}] vs differences", 1e-5, 1e-6)
+    if _torch is not None and all(m.size for m in moved):
+        ht = _torch.autograd.functional.hessian(
+            lambda *ts: f(_torch, *ts), tuple(_torch.tensor(m) for m in moved))
+        for i in range(len(moved)):
+            for j in range(len(moved)):
+                _close(H[i][j], ht[i][j].numpy(), "hessian vs PyTorch", 1e-8, 1e-10)
+
+
+@pytest.mark.parametrize("name", ["det_by_minor_3", "llsq_obj", "an_ode", "scalar_chain",
+                                  "vec16_chain", "mlp_step"])
+def test_workload_trace_methods_against_torch_functional(name):
+    """Every trace method on a workload against torch.autograd.functional / torch.func."""
+    if _torch is None:
+        pytest.skip("PyTorch is not installed")
+    w = WORKLOADS[name]
+    case = w.case(tiny=True)
+    fn = _workload_fn(w, case)
+    tr = tapegrad.trace(fn, *case.params)
+    tconsts = {k: _torch.tensor(v) if isinstance(v, np.ndarray) else v
+               for k, v in case.consts.items()}
+
+    def tfn(*ps):
+        return w.torch_fn(_torch, list(ps), tconsts)
+    moved = tuple(p * 1.01 for p in case.params)
+    tps = tuple(_torch.tensor(p) for p in moved)
+    many = len(moved) > 1
+
+    def per_input(x):
+        return x if many else (x,)
+    val, grads = tr.value_and_grad(*moved)
+    _close(val, tfn(*tps).item(), "value")
+    jt = _torch.autograd.functional.jacobian(tfn, tps)
+    for a, b in zip(per_input(tr.jacobian(*moved)), jt):
+        _close(a, b.numpy(), "jacobian")
+    for a, b in zip(per_input(grads), jt):
+        _close(a, b.numpy(), "value_and_grad's gradient")
+    tangents = tuple(np.random.default_rng(1).standard_normal(p.shape) for p in moved)
+    _, ty = tr.jvp(moved, tangents)
+    _, tt = _torch.func.jvp(tfn, tps, tuple(_torch.tensor(t) for t in tangents))
+    _close(ty, tt.numpy(), "jvp")
+    if sum(p.size for p in moved) <= 40:
+        ht = _torch.autograd.functional.hessian(tfn, tps)
+        H = tr.hessian(*moved)
+        H = H if many else ((H,),)  # torch nests per input pair for tuple inputs already
+        for i in range(len(moved)):
+            for j in range(len(moved)):
+                _close(H[i][j], ht[i][j].numpy(), f"hessian block {i},{j}", 1e-8, 1e-10)
+
+
+def test_hessian_survives_save_and_load(tmp_path):
+    def f(x):
+        return (x.sin() * x).sum() + x.prod()
+    x = np.array([0.3, -0.7, 1.1])
+    tr = tapegrad.trace(f, x)
+    h = tr.hessian(x * 2)
+    tr.save(tmp_path / "f.npz")
+    loaded = tapegrad.load_trace(tmp_path / "f.npz")
+    assert np.array_equal(loaded.hessian(x * 2), h)
+    with pytest.raises(RuntimeError, match="needs the traced function"):
+        _fresh_hessian(tmp_path, x)
+
+
+def _fresh_hessian(tmp_path, x):
+    tr = tapegrad.trace(lambda x: (x * x).sum(), x)
+    tr.save(tmp_path / "g.npz")
+    return tapegrad.load_trace(tmp_path / "g.npz").hessian(x)
