@@ -214,9 +214,12 @@ _ONE = np.ones((1, 1))
 
 
 def _work(k, nbulk):
-    """The sweeps' arrays: flags, adjoints, hits, tangents."""
-    return (np.zeros(k, dtype=np.uint8), np.empty(k), np.empty(nbulk),
-            np.empty(k, dtype=np.int64), np.empty(k), np.empty(nbulk))
+    """The sweeps' arrays: flags, adjoints and tangents (one-element, bulk), hits."""
+    return (np.zeros(k, dtype=np.uint8), np.empty((2, k)), np.empty((2, nbulk)),
+            np.empty(k, dtype=np.int64))
+
+
+_INTS = ("op", "a", "b", "n", "off", "aux")
 
 
 def _threads() -> int:
@@ -225,7 +228,7 @@ def _threads() -> int:
 
 
 def _one(a, shape):
-    return float(a[0]) if shape == () else a.reshape(shape)
+    return float(a[0]) if shape == () else a.reshape(shape).copy()
 
 
 class Trace:
@@ -244,7 +247,11 @@ class Trace:
         self._set(prog, meta)
 
     def _set(self, prog, meta):
-        self._prog = tuple(prog[name] for name in _PROGRAM) + (prog["auxi"], prog["bulk"])
+        # packed for the compiled call (see _tape.trace_run)
+        self._icols = np.ascontiguousarray(np.stack([prog[k] for k in _INTS]).astype(np.int64))
+        self._fcols = np.ascontiguousarray(np.stack([prog["c"], prog["val"]]))
+        self._auxi = np.ascontiguousarray(prog["auxi"], dtype=np.int64)
+        self._bulk = np.ascontiguousarray(prog["bulk"], dtype=np.float64)
         self._meta = meta
         self._ins = np.asarray(meta["ins"], dtype=np.int64)
         self._outs = np.asarray(meta["outs"], dtype=np.int64)
@@ -255,16 +262,29 @@ class Trace:
         self._nin = sum(self._in_sizes)
         self._nout = sum(self._out_sizes)
         g = meta["guards"]
-        self._guards = np.asarray([x[0] for x in g], dtype=np.int64)
+        self._links = np.array([len(self._ins), len(self._outs), len(g), *self._ins,
+                                *self._outs, *(x[0] for x in g), *(int(x[2]) for x in g)],
+                               dtype=np.int64)
         self._expect = np.asarray([x[1] for x in g], dtype=np.float64)
-        self._truth = np.asarray([x[2] for x in g], dtype=np.bool_)
         self._where = [x[3] for x in g]
+        # the buffers of one-point calls, reused
+        self._X1 = np.empty((1, self._nin))
+        self._Y1 = np.empty((1, self._nout))
+        self._G1 = np.empty((1, 1, self._nin))
+        self._failed1 = np.empty(1, dtype=np.int64)
         self._work = _work(prog["op"].size, prog["bulk"].size)
 
     # ------------------------------------------------------------ facts
     @property
     def num_records(self) -> int:
-        return int(self._prog[0].size)
+        return int(self._icols.shape[1])
+
+    def _program(self) -> dict:
+        prog = dict(zip(_INTS, self._icols))
+        prog["op"] = prog["op"].copy()
+        prog["c"], prog["val"] = self._fcols
+        prog["auxi"], prog["bulk"] = self._auxi, self._bulk
+        return prog
 
     @property
     def guards(self) -> list[str]:
@@ -279,6 +299,21 @@ class Trace:
                 f"outputs ({outs}), {len(self._where)} guards>")
 
     # ------------------------------------------------------------ plumbing
+    def _x1(self, args) -> np.ndarray:
+        """args as the one row of the reused input buffer (the common cases first)."""
+        X = self._X1
+        if len(args) == 1 and len(self.in_shapes) == 1:
+            x = args[0]
+            if x.__class__ is float and self._nin == 1 and self.in_shapes[0] == ():
+                X[0, 0] = x
+                return X
+            if x.__class__ is np.ndarray and x.dtype == np.float64 and \
+                    x.shape == self.in_shapes[0]:
+                X[0] = x.reshape(-1)
+                return X
+        X[0] = self._x(args)
+        return X
+
     def _x(self, args) -> np.ndarray:
         if len(args) != len(self.in_shapes):
             raise TypeError(f"this trace takes {len(self.in_shapes)} arguments "
@@ -299,6 +334,9 @@ class Trace:
                               f"another path when the trace was recorded): {where}", k, where)
 
     def _split(self, flat, sizes, shapes, many):
+        if not many:  # a copy: flat may be a reused buffer
+            shape = shapes[0]
+            return float(flat[0]) if shape == () else flat.reshape(shape).copy()
         parts, p = [], 0
         for m, shape in zip(sizes, shapes):
             parts.append(_one(flat[p:p + m], shape))
@@ -324,18 +362,19 @@ class Trace:
             parts.append(a.reshape(-1))
         return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-    def _run(self, X, mode=T.VALUES, seeds=None, prog=None, work=None):
+    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None, Y=None,
+             G=None, failed=None):
         """One compiled call: replay at each row of X, then sweeps per row of ``seeds``."""
-        prog = self._prog if prog is None else prog
-        work = self._work if work is None else work
         seeds = _NO_SEEDS if seeds is None else seeds
         npts = X.shape[0]
-        Y = np.empty((npts, self._nout))
-        width = self._nin if mode == T.PULLBACK else self._nout
-        G = np.empty((npts, seeds.shape[0], width))
-        failed = np.empty(npts, dtype=np.int64)
-        T.trace_run(*prog, self._ins, self._outs, self._guards, self._expect, self._truth, mode,
-                    X, Y, seeds, G, failed, *work)
+        if Y is None:
+            Y = np.empty((npts, self._nout))
+            width = self._nin if mode == T.PULLBACK else self._nout
+            G = np.empty((npts, seeds.shape[0], width))
+            failed = np.empty(npts, dtype=np.int64)
+        T.trace_run(self._icols, self._fcols if fcols is None else fcols, self._auxi,
+                    self._bulk if bulk is None else bulk, self._links, self._expect, mode, X,
+                    Y, seeds, G, failed, *(self._work if work is None else work))
         return Y, G, failed
 
     def _one_point(self, args, mode=T.VALUES, seeds=None):
@@ -343,6 +382,17 @@ class Trace:
         if failed[0] >= 0:
             self._guard_failed(int(failed[0]))
         return Y[0], G[0]
+
+    def _gradient1(self, args):
+        """The hot path of gradient(): one point, reused buffers."""
+        if self._nout != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        failed = self._failed1
+        self._run(self._x1(args), T.PULLBACK, _ONE, None, None, None, self._Y1, self._G1,
+                  failed)
+        if failed[0] >= 0:
+            self._guard_failed(int(failed[0]))
+        return self._G1[0, 0]
 
     # ------------------------------------------------------------ values and gradients
     def __call__(self, *args):
@@ -361,13 +411,11 @@ class Trace:
 
     def gradient(self, *args):
         """The gradient of the (one-element) output with respect to each argument."""
-        self._scalar()
-        return self._per_input(self._one_point(args, T.PULLBACK, _ONE)[1][0])
+        return self._per_input(self._gradient1(args))
 
     def value_and_grad(self, *args):
-        self._scalar()
-        y, g = self._one_point(args, T.PULLBACK, _ONE)
-        return float(y[0]), self._per_input(g[0])
+        g = self._per_input(self._gradient1(args))
+        return float(self._Y1[0, 0]), g
 
     def jvp(self, args, tangents):
         """Forward mode: (outputs, their tangents along ``tangents``, one per argument)."""
@@ -451,10 +499,9 @@ class Trace:
             cuts = np.linspace(0, npts, threads + 1).astype(int)
 
             def chunk(t):
-                prog = self._prog[:4] + (self._prog[4].copy(),) + self._prog[5:9] + (
-                    self._prog[9].copy(),)
-                return self._run(flat[cuts[t]:cuts[t + 1]], T.PULLBACK, seeds, prog,
-                                 _work(self.num_records, self._prog[9].size))
+                return self._run(flat[cuts[t]:cuts[t + 1]], T.PULLBACK, seeds,
+                                 self._fcols.copy(), self._bulk.copy(),
+                                 _work(self.num_records, self._bulk.size))
             with concurrent.futures.ThreadPoolExecutor(threads) as pool:
                 res = list(pool.map(chunk, range(threads)))
             G = np.concatenate([r[1] for r in res])
@@ -490,7 +537,7 @@ class Trace:
         """Fold constants, merge common subexpressions and drop records no output or guard
         needs; returns the number of records removed."""
         from ._trace_opt import optimize
-        prog = dict(zip(_PROGRAM + ("auxi", "bulk"), self._prog))
+        prog = self._program()
         before = self.num_records
         prog, meta = optimize(prog, self._meta)
         hess = self._hess
@@ -502,7 +549,7 @@ class Trace:
 
     # ------------------------------------------------------------ saving
     def _state(self) -> dict:
-        st = dict(zip(_PROGRAM + ("auxi", "bulk"), self._prog))
+        st = self._program()
         st["meta"] = json.dumps({**self._meta, "format": _FORMAT})
         if self._hess is not None:
             for k, v in self._hess._state().items():

@@ -106,3 +106,18 @@ def test_elementwise_at_extreme_values_matches_torch(name, dtype):
                                        err_msg=f"{name}({v}) {dtype} shape {shape}")
             assert math.copysign(1.0, ours) == math.copysign(1.0, theirs) or ours != ours, \
                 f"sign of {name}({v}) {dtype} shape {shape}"
+
+
+def test_no_module_constant_of_the_tape_is_assigned_twice():
+    """Opcodes, kinds and flags are plain module constants: a second assignment of a name
+    (a helper's constant named like an opcode) would silently renumber an op."""
+    import ast
+    tree = ast.parse(open(T.__file__).read())
+    seen = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                for name in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                    if isinstance(name, ast.Name):
+                        seen[name.id] = seen.get(name.id, 0) + 1
+    assert not [k for k, v in seen.items() if v > 1]
