@@ -54,9 +54,14 @@ class Segment:
         self._reset()
 
     def __del__(self):
-        # a dead segment's arrays go back to the pool when its last tensor dies
-        if self.dead and len(_pool) < _POOL_SIZE:
-            _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec))
+        # a segment's arrays go back to the pool when its last tensor dies: dead ones, and
+        # live ones a backward rotated away from (see _rotate_after_backward), whose
+        # recorded graphs nobody can reach any more (at interpreter exit _pool may be gone)
+        try:
+            if len(_pool) < _POOL_SIZE:
+                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec))
+        except (NameError, TypeError):
+            pass
 
     def _reset(self):
         self.id = next(_ids)
@@ -310,14 +315,16 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     while pending:
         seg = max(pending, key=lambda s: s.id)
         _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
-        if seg is state.seg and not retain_graph:
-            if seg.nfreed + seg.nconst >= seg.nrec:
+        if seg is state.seg:
+            if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
                 _retire(seg)
             else:
                 current_swept = True
     seg = None
     if current_swept:
-        _retire_if_only_roots(state.seg, roots)
+        if not retain_graph:
+            _retire_if_only_roots(state.seg, roots)
+        _rotate_after_backward(state.seg)
 
 
 def _retire_if_only_roots(cur, roots):
@@ -335,6 +342,27 @@ def _retire_if_only_roots(cur, roots):
     if _outside_refs(cur) == 2 + nroots + len(cur.nodes):
         _retire(cur)
 
+
+
+def _rotate_after_backward(cur):
+    """Start a fresh segment after a backward that could not retire the current one.
+
+    The records left unfreed belong to graphs that were never differentiated (an
+    ``out2`` computed beside the loss) or to tensors still held; the next
+    iteration's forward would otherwise record after them, so the segment, still
+    referred to by some tensor at every moment, would grow and rotate mid-forward,
+    and each new segment's IMPORT records would hold the previous one: memory grows
+    without bound.  Starting the next records in a fresh segment puts the segment
+    boundary between iterations: the old segment is released (its arrays return to
+    the pool) as soon as the last tensor of its graphs dies, as PyTorch releases an
+    unreferenced graph.  Only a segment at least half used rotates, so a loop that
+    keeps a small graph per iteration (``total = total + loss``) does not pay for a
+    whole segment per iteration.
+    """
+    if cur.dead or state.tracing is not None or state.seg is not cur:
+        return
+    if 2 * cur.nrec >= cur.limit or 2 * cur.nbulk >= len(cur.bulk):
+        state.seg = Segment()
 
 
 _blas_pinned = []
