@@ -71,6 +71,21 @@ def test_workload_matches_torch(name: str) -> None:
     assert grad_error(_tapegrad_grads(wl, case), prep.to_numpy(prep.step())) <= 1e-8
 
 
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_trace_engine_matches_eager(name: str) -> None:
+    """``tapegrad-trace`` (record once, replay) gives eager tapegrad's gradient, repeatedly,
+    and reports its record time."""
+    wl = WORKLOADS[name]
+    case = wl.case(tiny=True)
+    prep = all_engines()["tapegrad-trace"].prepare(wl, case)
+    assert prep.compile_s is not None and prep.compile_s > 0
+    want = _tapegrad_grads(wl, case)
+    for _ in range(2):  # a replay leaves nothing behind that changes the next one
+        got = prep.to_numpy(prep.step())
+        assert [g.shape for g in got] == [p.shape for p in case.params]
+        assert grad_error(got, want) <= 1e-12
+
+
 def test_workload_sizes_are_the_documented_ones() -> None:
     """The full sizes are the ones the issue and docs/benchmarks.md state."""
     assert WORKLOADS["det_by_minor_5"].case().params[0].shape == (25,)
@@ -106,6 +121,32 @@ def test_runner_end_to_end_tiny(tmp_path) -> None:
         if "torch" in report["engines"]:
             assert r["ratio"] > 0 and r["max_rel_err"] <= 1e-8
     assert "| scalar_chain |" in md.read_text()
+
+
+def test_runner_trace_engine_tiny(tmp_path, capsys) -> None:
+    """The trace engine end to end in the runner: checked against PyTorch, timed, its record
+    time in the report, the text and Markdown tables and (with matplotlib) the plot."""
+    out, md, png = tmp_path / "bench.json", tmp_path / "bench.md", tmp_path / "bench.png"
+    argv = ["--engines", "tapegrad-trace", "--workloads", "det*,scalar_chain,seed_loop,an_ode",
+            "--tiny", "--rounds", "2", "--target-ms", "1", "--no-progress", "--json", str(out),
+            "--markdown", str(md)]
+    try:
+        import matplotlib  # noqa: F401
+        argv += ["--plot", str(png)]
+    except ImportError:
+        png = None
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert "tapegrad-trace" in report["engines"]
+    for d in report["workloads"].values():
+        r = d["results"]["tapegrad-trace"]
+        assert r["status"] == "ok" and len(r["times_s"]) == 2 and r["grads_per_s"] > 0
+        assert r["compile_s"] > 0
+        if "torch" in report["engines"]:
+            assert r["ratio"] > 0 and r["max_rel_err"] <= 1e-8
+    text = capsys.readouterr().out
+    assert "tapegrad-trace record time" in text and "tapegrad-trace" in md.read_text()
+    assert png is None or png.stat().st_size > 0
 
 
 class _WrongEngine(Engine):

@@ -2,10 +2,11 @@
 
 ``Engine.prepare`` does everything that is not part of a gradient evaluation once, outside the
 timed region: converting inputs to the engine's arrays, creating the leaves, building the
-gradient function (and, for ``jax-jit``, compiling it: that time is kept apart in
-``Prepared.compile_s``). ``Prepared.step()`` is then exactly one gradient evaluation (forward
-plus reverse sweep) and is what the runner times; ``Prepared.to_numpy`` converts its result for
-the check against PyTorch, outside the timed region.
+gradient function (and, for ``jax-jit``, compiling it, for ``tapegrad-trace``, recording the
+trace: that time is kept apart in ``Prepared.compile_s``). ``Prepared.step()`` is then exactly
+one gradient evaluation (forward plus reverse sweep) and is what the runner times;
+``Prepared.to_numpy`` converts its result for the check against PyTorch, outside the timed
+region.
 
 Optional engines are imported lazily: a missing library makes its engine unavailable (with the
 reason printed by the runner), never an import error of this module.
@@ -134,6 +135,60 @@ class TorchStyle(Engine):
 
 
 _TORCH_DEFAULT_THREADS: dict[str, int] = {}
+
+
+class TapegradTrace(Engine):
+    """``tapegrad.trace``: the PyTorch-style function recorded once, its tape replayed in Numba.
+
+    ``prepare`` traces the function at the case's parameters (with the default
+    ``check=True``, so the function runs twice) and keeps that wall time as ``compile_s``, the
+    counterpart of jax-jit's first call; a tiny function is traced first, once per process, so
+    that loading the compiled replay kernels from Numba's cache is not charged to the first
+    workload. A step is one compiled call: ``tr.gradient(*params)`` for a 0-d output,
+    ``tr.vjp(params, seed)`` otherwise. Workloads with data-dependent branches (seed_loop)
+    replay through guards: the timed inputs are the recorded ones, so the guards hold.
+    """
+
+    name = "tapegrad-trace"
+    description = "tapegrad.trace of the PyTorch-style source, replayed (record time apart)"
+    _warm = False
+
+    def unavailable(self) -> str | None:
+        mod, why = _try_import("tapegrad")
+        if why is None and not hasattr(mod, "trace"):
+            return "this tapegrad has no tapegrad.trace"
+        return why
+
+    def version(self) -> str:
+        import tapegrad
+        return str(getattr(tapegrad, "__version__", ""))
+
+    def prepare(self, workload: Workload, case: Case) -> Prepared:
+        import tapegrad as T
+        if not TapegradTrace._warm:  # load the replay kernels (Numba cache) outside compile_s
+            warm = T.trace(lambda x: (x * x).sum(), np.ones(2))
+            warm.gradient(np.ones(2))
+            warm.vjp((np.ones(2),), np.ones(()))
+            TapegradTrace._warm = True
+        consts = {k: T.tensor(v, dtype=T.float64) if isinstance(v, np.ndarray) else v
+                  for k, v in case.consts.items()}
+        fn = workload.torch_fn
+        params = tuple(np.array(p, dtype=np.float64) for p in case.params)
+        t0 = time.perf_counter()
+        tr = T.trace(lambda *ps: fn(T, list(ps), consts), *params)
+        compile_s = time.perf_counter() - t0
+        if case.seed is None:
+            step = lambda: tr.gradient(*params)
+        else:
+            seed = np.array(case.seed, dtype=np.float64)
+            step = lambda: tr.vjp(params, seed)
+        many = len(params) > 1
+
+        def to_numpy(grads: Any) -> list[np.ndarray]:
+            gs = grads if many else (grads,)
+            return [np.array(g, dtype=np.float64).reshape(p.shape) for g, p in zip(gs, params)]
+
+        return Prepared(step, to_numpy, compile_s)
 
 
 class HipsAutograd(Engine):
@@ -279,6 +334,7 @@ def all_engines() -> dict[str, Engine]:
     """Every engine, in report order (``torch`` is the baseline of the ratios)."""
     engines: list[Engine] = [
         TorchStyle("tapegrad", "tapegrad", None, "tapegrad (PyTorch-style source)"),
+        TapegradTrace(),
         TorchStyle("torch", "torch", 1, "PyTorch eager, torch.set_num_threads(1)"),
         TorchStyle("torch-mt", "torch", None, "PyTorch eager, default thread count"),
         HipsAutograd(),

@@ -31,6 +31,9 @@ from .workloads import WORKLOADS, Workload
 
 BASELINE = "torch"
 RTOL = 1e-8
+#: engines whose preparation has a one-off cost kept apart from the timed step, and its name
+ONE_OFF = {"jax-jit": "trace + compile time (its first call)",
+           "tapegrad-trace": "record time (tapegrad.trace, both recordings of check=True)"}
 
 
 @dataclass
@@ -143,7 +146,7 @@ def machine_info(engines: dict[str, Engine] | None = None) -> dict[str, Any]:
     import numba
     info["numpy"], info["numba"] = np.__version__, numba.__version__
     for name, eng in (engines or {}).items():
-        if name in ("torch-mt", "jax-jit") or eng.unavailable() is not None:
+        if name in ("torch-mt", "jax-jit", "tapegrad-trace") or eng.unavailable() is not None:
             continue
         try:
             info[name] = eng.version()
@@ -335,6 +338,10 @@ def _rate(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def _seconds(s: float) -> str:
+    return f"{s:.2f} s" if s >= 0.1 else f"{s * 1e3:.2g} ms"
+
+
 def _cell(r: dict[str, Any], field_: str) -> str:
     if r["status"] != "ok":
         return r["status"]
@@ -366,13 +373,14 @@ def format_report(report: dict[str, Any]) -> str:
                 row += ("" if r is None else _cell(r, kind)).rjust(cw)
             lines.append(row)
         lines.append("")
-    compile_lines = [f"  {w}: {d['results']['jax-jit']['compile_s']:.2f} s"
-                     for w, d in wls.items()
-                     if d["results"].get("jax-jit", {}).get("compile_s") is not None]
-    if compile_lines:
-        lines.append("jax-jit trace + compile time (first call, not in the tables above):")
-        lines.extend(compile_lines)
-        lines.append("")
+    for eng, label in ONE_OFF.items():
+        compile_lines = [f"  {w}: {_seconds(d['results'][eng]['compile_s'])}"
+                         for w, d in wls.items()
+                         if d["results"].get(eng, {}).get("compile_s") is not None]
+        if compile_lines:
+            lines.append(f"{eng} {label}, not in the tables above:")
+            lines.extend(compile_lines)
+            lines.append("")
     # n/a cells: one line per engine and reason; anything else: one line per cell
     na: dict[tuple[str, str], list[str]] = {}
     extra = []
@@ -406,6 +414,12 @@ def markdown_table(report: dict[str, Any]) -> str:
                 ratio = "" if r["ratio"] is None or e == BASELINE else f" ({r['ratio']:.2f}x)"
                 cells.append(_rate(r["grads_per_s"]) + ratio)
         out.append(f"| {w} | " + " | ".join(cells) + " |")
+    for eng, label in ONE_OFF.items():
+        times = [f"{w} {_seconds(d['results'][eng]['compile_s'])}"
+                 for w, d in report["workloads"].items()
+                 if d["results"].get(eng, {}).get("compile_s") is not None]
+        if times:
+            out.append(f"\n`{eng}` {label}, not included above: {', '.join(times)}.")
     return "\n".join(out) + "\n"
 
 
