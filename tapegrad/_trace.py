@@ -181,12 +181,14 @@ def _differs(p, q, mp, mq):
     return None
 
 
-def trace(fn, *example_args, check: bool = True) -> Trace:
+def trace(fn, *example_args, check: bool = True, optimize: bool = True) -> Trace:
     """Run ``fn`` once on ``example_args`` (arrays, tensors or floats, as float64 tensors
     that require grad) and return its tape as a replayable ``Trace``.
 
     ``check``: record a second time at perturbed inputs and refuse a function whose
     recording depends on its input values in a way no guard catches (fn runs twice).
+    ``optimize``: fold constants, merge repeated records and drop dead ones
+    (``Trace.optimize``; ``Trace.records_removed`` says how many).
     """
     import time
     arrays = [_example(x) for x in example_args]
@@ -203,6 +205,8 @@ def trace(fn, *example_args, check: bool = True) -> Trace:
                              f"way a replay cannot follow ({where} changed with the inputs): "
                              "values reach the tape from outside it")
     tr = Trace(prog, meta, fn)
+    if optimize:
+        tr.optimize()
     tr.record_seconds = seconds
     return tr
 
@@ -243,6 +247,7 @@ class Trace:
     def __init__(self, prog, meta, fn=None):
         self._fn = fn
         self._hess = None
+        self.records_removed = 0
         self.record_seconds = float("nan")
         self._set(prog, meta)
 
@@ -545,6 +550,7 @@ class Trace:
         self._hess = hess
         if hess is not None:
             hess.optimize()
+        self.records_removed += before - self.num_records
         return before - self.num_records
 
     # ------------------------------------------------------------ saving

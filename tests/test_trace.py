@@ -369,12 +369,13 @@ def _redundant(x, y):
 
 def test_optimize_removes_records_and_keeps_results():
     x, y = np.array([0.1, 0.2, 0.3]), np.array([1.0, -1.0, 2.0])
-    tr = tapegrad.trace(_redundant, x, y)
+    tr = tapegrad.trace(_redundant, x, y, optimize=False)
     before = tr.num_records
     g0 = tr.gradient(x + 1, y - 1)
     v0 = tr(x + 1, y - 1)
     removed = tr.optimize()
     assert removed >= 4 and tr.num_records == before - removed
+    assert tr.records_removed == removed and tr.optimize() == 0
     _close(tr(x + 1, y - 1), v0, "value after optimize")
     for a, b in zip(tr.gradient(x + 1, y - 1), g0):
         _close(a, b, "gradient after optimize")
@@ -385,7 +386,7 @@ def test_optimize_removes_records_and_keeps_results():
 def test_optimize_on_workloads(name):
     w = WORKLOADS[name]
     case = w.case(tiny=True)
-    tr = tapegrad.trace(_workload_fn(w, case), *case.params)
+    tr = tapegrad.trace(_workload_fn(w, case), *case.params, optimize=False)
     seed = case.seed if case.seed is not None else 1.0
     moved = [p * 1.001 for p in case.params]
     before = tr.vjp(tuple(moved), seed)
