@@ -860,106 +860,117 @@ def _binary_bb(op, g, x, z, y, c):
 
 
 @njit(**NJIT)
-def _unary_adjoints(o, gx, g, x, y, c, d):
-    """gx += the adjoint contributions of a unary record over arrays."""
+def _unary_adjoints(o, badj, bulk, gi, xi, yi, m, c, d):
+    """Adjoints of the operand of a unary record over arrays: badj[xi + k] += the
+    contribution of badj[gi + k] (values: operand bulk[xi + k], output bulk[yi + k])."""
     if o == MULC:
-        for k in range(g.size):
-            gx[k] += g[k] * c if g[k] != 0.0 else 0.0
+        for k in range(m):
+            gk = badj[gi + k]
+            badj[xi + k] += gk * c if gk != 0.0 else 0.0
     elif o == ADDC or o == SUBC or o == CLONE or o == VIEW or o == UNSAFE_VIEW:
-        for k in range(g.size):
-            gx[k] += g[k]
+        for k in range(m):
+            badj[xi + k] += badj[gi + k]
     elif o == NEG or o == RSUBC:
-        for k in range(g.size):
-            gx[k] -= g[k]
+        for k in range(m):
+            badj[xi + k] -= badj[gi + k]
     elif o == DIVC:
-        for k in range(g.size):
-            gx[k] += g[k] / c if g[k] != 0.0 else 0.0
+        for k in range(m):
+            gk = badj[gi + k]
+            badj[xi + k] += gk / c if gk != 0.0 else 0.0
     elif o == TANH:
-        for k in range(g.size):
-            gx[k] += g[k] * (1.0 - y[k] * y[k]) if g[k] != 0.0 else 0.0
+        for k in range(m):
+            gk = badj[gi + k]
+            yk = bulk[yi + k]
+            badj[xi + k] += gk * (1.0 - yk * yk) if gk != 0.0 else 0.0
     elif o == EXP:
-        for k in range(g.size):
-            gx[k] += g[k] * y[k] if g[k] != 0.0 else 0.0
+        for k in range(m):
+            gk = badj[gi + k]
+            badj[xi + k] += gk * bulk[yi + k] if gk != 0.0 else 0.0
     elif o == SIGMOID:
-        for k in range(g.size):
-            gx[k] += g[k] * y[k] * (1.0 - y[k]) if g[k] != 0.0 else 0.0
+        for k in range(m):
+            gk = badj[gi + k]
+            yk = bulk[yi + k]
+            badj[xi + k] += gk * yk * (1.0 - yk) if gk != 0.0 else 0.0
     elif o == RELU:
-        for k in range(g.size):
-            gx[k] += g[k] if y[k] > 0.0 else 0.0
+        for k in range(m):
+            badj[xi + k] += badj[gi + k] if bulk[yi + k] > 0.0 else 0.0
     else:
-        for k in range(g.size):
-            if g[k] != 0.0:
-                gx[k] += _unary_b(o, g[k], x[k], y[k], c, d)
+        for k in range(m):
+            gk = badj[gi + k]
+            if gk != 0.0:
+                badj[xi + k] += _unary_b(o, gk, bulk[xi + k], bulk[yi + k], c, d)
 
 
 @njit(**NJIT)
-def _binary_adjoints(o, second, gx, g, x, z, y, c):
-    """gx += the adjoint contributions of a binary record to its first operand (second
-    False) or its second."""
+def _binary_adjoints(o, second, badj, bulk, gi, xi, zi, yi, m, c):
+    """Adjoints of the first operand (second False) or the second of a binary record over
+    arrays, as _unary_adjoints; the target is at xi or zi."""
+    t = zi if second else xi
     if o == ADD or (o == SUB and not second):
-        for k in range(g.size):
-            gx[k] += g[k]
+        for k in range(m):
+            badj[t + k] += badj[gi + k]
     elif o == SUB:
-        for k in range(g.size):
-            gx[k] -= g[k]
+        for k in range(m):
+            badj[t + k] -= badj[gi + k]
     elif o == MUL:
-        w = z if not second else x
-        for k in range(g.size):
-            gx[k] += g[k] * w[k] if g[k] != 0.0 else 0.0
+        w = xi if second else zi
+        for k in range(m):
+            gk = badj[gi + k]
+            badj[t + k] += gk * bulk[w + k] if gk != 0.0 else 0.0
     elif o == DIV and not second:
-        for k in range(g.size):
-            gx[k] += g[k] / z[k] if g[k] != 0.0 else 0.0
-    elif not second:
-        for k in range(g.size):
-            if g[k] != 0.0:
-                gx[k] += _binary_ba(o, g[k], x[k], z[k], y[k], c)
+        for k in range(m):
+            gk = badj[gi + k]
+            badj[t + k] += gk / bulk[zi + k] if gk != 0.0 else 0.0
     else:
-        for k in range(g.size):
-            if g[k] != 0.0:
-                gx[k] += _binary_bb(o, g[k], x[k], z[k], y[k], c)
+        for k in range(m):
+            gk = badj[gi + k]
+            if gk != 0.0:
+                x, z, y = bulk[xi + k], bulk[zi + k], bulk[yi + k]
+                badj[t + k] += _binary_bb(o, gk, x, z, y, c) if second else \
+                    _binary_ba(o, gk, x, z, y, c)
 
 
 @njit(**NJIT)
-def _unary_values(o, y, x, c, d):
-    """y = the unary op of x over arrays (replay)."""
+def _unary_values(o, bulk, yi, xi, m, c, d):
+    """bulk[yi + k] = the unary op of bulk[xi + k] (replay)."""
     if o == MULC:
-        for k in range(y.size):
-            y[k] = x[k] * c
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] * c
     elif o == ADDC:
-        for k in range(y.size):
-            y[k] = x[k] + c
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] + c
     elif o == SUBC:
-        for k in range(y.size):
-            y[k] = x[k] - c
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] - c
     elif o == DIVC:
-        for k in range(y.size):
-            y[k] = x[k] / c
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] / c
     elif o == NEG:
-        for k in range(y.size):
-            y[k] = -x[k]
+        for k in range(m):
+            bulk[yi + k] = -bulk[xi + k]
     else:
-        for k in range(y.size):
-            y[k] = _unary_f(o, x[k], c, d)
+        for k in range(m):
+            bulk[yi + k] = _unary_f(o, bulk[xi + k], c, d)
 
 
 @njit(**NJIT)
-def _binary_values(o, y, x, z, c):
-    """y = x op z over arrays (replay)."""
+def _binary_values(o, bulk, yi, xi, zi, m, c):
+    """bulk[yi + k] = bulk[xi + k] op bulk[zi + k] (replay)."""
     if o == ADD:
-        for k in range(y.size):
-            y[k] = x[k] + z[k]
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] + bulk[zi + k]
     elif o == SUB:
-        for k in range(y.size):
-            y[k] = x[k] - z[k]
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] - bulk[zi + k]
     elif o == MUL:
-        for k in range(y.size):
-            y[k] = x[k] * z[k]
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] * bulk[zi + k]
     elif o == DIV:
-        for k in range(y.size):
-            y[k] = x[k] / z[k]
+        for k in range(m):
+            bulk[yi + k] = bulk[xi + k] / bulk[zi + k]
     else:
-        for k in range(y.size):
-            y[k] = _binary_f(o, x[k], z[k], c)
+        for k in range(m):
+            bulk[yi + k] = _binary_f(o, bulk[xi + k], bulk[zi + k], c)
 
 
 # ------------------------------------------------ index maps
@@ -1100,6 +1111,23 @@ def _view(r, n, off, val, bulk):
 
 
 @_j
+def _reach(r, n, off, adj, badj, flags):
+    """Zero-fill record r's adjoint on first reach, without a view; returns 1 if newly
+    reached."""
+    if flags[r] & REACHED:
+        return 0
+    flags[r] |= REACHED
+    m = n[r]
+    if m == 1:
+        adj[r] = 0.0
+    else:
+        o = off[r]
+        for k in range(m):
+            badj[o + k] = 0.0
+    return 1
+
+
+@_j
 def _target(r, n, off, adj, badj, flags):
     """The adjoint of record r, zero-filled on first reach.  Returns (view, newly reached)."""
     m = n[r]
@@ -1229,33 +1257,30 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                     adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], cc)
             i -= 1
             continue
+        if kd == UNARY or kd == BINARY:
+            # elementwise over arrays: every operand lives in the bulk arena at its offset;
+            # the loops index the arenas directly (array views cost reference counting)
+            if op[ra] != CONST:
+                if sv & SAVE_IN and _stale(flags, rb if kd == BINARY else ra, i, mrec, mat):
+                    return ERR_MODIFIED, rb if kd == BINARY else ra, nfree, nh, pending
+                pending += _reach(ra, n, off, adj, badj, flags)
+                if kd == UNARY:
+                    dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                    _unary_adjoints(o, badj, bulk, off[i], off[ra], off[i], n[i], cc, dd)
+                else:
+                    _binary_adjoints(o, False, badj, bulk, off[i], off[ra], off[rb], off[i],
+                                     n[i], cc)
+            if kd == BINARY and op[rb] != CONST:
+                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
+                    return ERR_MODIFIED, ra, nfree, nh, pending
+                pending += _reach(rb, n, off, adj, badj, flags)
+                _binary_adjoints(o, True, badj, bulk, off[i], off[ra], off[rb], off[i], n[i],
+                                 cc)
+            i -= 1
+            continue
         g = _view(i, n, off, adj, badj)
         y = _view(i, n, off, val, bulk)
-        if kd == UNARY:
-            if op[ra] != CONST:
-                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                x = _view(ra, n, off, val, bulk)
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
-                _unary_adjoints(o, gx, g, x, y, cc, dd)
-        elif kd == BINARY:
-            x = _view(ra, n, off, val, bulk)
-            z = _view(rb, n, off, val, bulk)
-            if op[ra] != CONST:
-                if sv & SAVE_IN and _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh, pending
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                _binary_adjoints(o, False, gx, g, x, z, y, cc)
-            if op[rb] != CONST:
-                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                gz, new = _target(rb, n, off, adj, badj, flags)
-                pending += new
-                _binary_adjoints(o, True, gz, g, x, z, y, cc)
-        elif kd == GATHER:
+        if kd == GATHER:
             if op[ra] != CONST:
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
@@ -1535,13 +1560,16 @@ def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
                 val[i] = val[ra] if n[ra] == 1 else bulk[off[ra] + k]
             continue
+        if kd == UNARY:  # over arrays: operands in the bulk arena, no views
+            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+            _unary_values(o, bulk, off[i], off[ra], n[i], cc, dd)
+            continue
+        if kd == BINARY:
+            _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
+            continue
         y = _view(i, n, off, val, bulk)
         if kd == UNARY:
-            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
-            _unary_values(o, y, _view(ra, n, off, val, bulk), cc, dd)
-        elif kd == BINARY:
-            _binary_values(o, y, _view(ra, n, off, val, bulk), _view(b[i], n, off, val, bulk),
-                           cc)
+            pass
         elif kd == GATHER:
             _move(y, _view(ra, n, off, val, bulk), auxi, aux[i], MOVE_GATHER)
         elif kd == REDUCE or kd == NORM:
