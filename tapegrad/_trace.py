@@ -272,12 +272,16 @@ class Trace:
                                dtype=np.int64)
         self._expect = np.asarray([x[1] for x in g], dtype=np.float64)
         self._where = [x[3] for x in g]
+        self._work = _work(prog["op"].size, prog["bulk"].size)
         # the buffers of one-point calls, reused
         self._X1 = np.empty((1, self._nin))
         self._Y1 = np.empty((1, self._nout))
         self._G1 = np.empty((1, 1, self._nin))
         self._failed1 = np.empty(1, dtype=np.int64)
-        self._work = _work(prog["op"].size, prog["bulk"].size)
+        # gradient()'s whole argument list, built once: a call then only fills _X1
+        self._grad_call = (self._icols, self._fcols, self._auxi, self._bulk, self._links,
+                           self._expect, T.PULLBACK, self._X1, self._Y1, _ONE, self._G1,
+                           self._failed1, *self._work)
 
     # ------------------------------------------------------------ facts
     @property
@@ -392,11 +396,10 @@ class Trace:
         """The hot path of gradient(): one point, reused buffers."""
         if self._nout != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        failed = self._failed1
-        self._run(self._x1(args), T.PULLBACK, _ONE, None, None, None, self._Y1, self._G1,
-                  failed)
-        if failed[0] >= 0:
-            self._guard_failed(int(failed[0]))
+        self._x1(args)
+        T.trace_run(*self._grad_call)
+        if self._failed1[0] >= 0:
+            self._guard_failed(int(self._failed1[0]))
         return self._G1[0, 0]
 
     # ------------------------------------------------------------ values and gradients
