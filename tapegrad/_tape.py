@@ -1918,6 +1918,62 @@ VALUES, PULLBACK, PUSHFORWARD = range(3)
 
 
 @njit(**NJIT)
+def _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj, flags, i, pending):
+    """A trace's reverse sweep over one-element records, from record i down: the scalar
+    branch of ``sweep`` without its checks (a trace has no hooks, freed or modified
+    records, and its sources need no delivery).  Stops at the first reached record that is
+    not one element and returns (that record, pending) for ``sweep`` to go on from."""
+    auxf = auxi.view(np.float64)
+    while i >= 0 and pending > 0:
+        f = flags[i]
+        if not f & REACHED:
+            i -= 1
+            continue
+        o = op[i]
+        kd = KIND[o]
+        if kd != SOURCE and (n[i] != 1 or kd > GATHER):
+            return i, pending
+        flags[i] = f & (0xFF ^ REACHED)
+        pending -= 1
+        if kd == SOURCE:
+            i -= 1
+            continue
+        ra = a[i]
+        g0 = adj[i]
+        if op[ra] != CONST:
+            if kd == GATHER:
+                pending += _reach(ra, n, off, adj, badj, flags)
+                at = aux[i]
+                k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
+                if n[ra] == 1:
+                    adj[ra] += g0
+                else:
+                    badj[off[ra] + k] += g0
+            else:
+                if not flags[ra] & REACHED:
+                    adj[ra] = 0.0
+                    flags[ra] |= REACHED
+                    pending += 1
+                if g0 != 0.0:
+                    if kd == UNARY:
+                        dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                        adj[ra] += _unary_b(o, g0, val[ra], val[i], c[i], dd)
+                    else:
+                        adj[ra] += _binary_ba(o, g0, val[ra], val[b[i]], val[i], c[i])
+        if kd == BINARY:
+            rb = b[i]
+            if op[rb] != CONST:
+                if not flags[rb] & REACHED:
+                    adj[rb] = 0.0
+                    flags[rb] |= REACHED
+                    pending += 1
+                if g0 != 0.0:
+                    adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], c[i])
+        i -= 1
+    return i, pending
+
+
+@njit(**NJIT)
 def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
               A, B, hits):
     """Replay at each row of ``X`` (points x inputs): outputs into ``Y``; then, with mode
@@ -1961,8 +2017,11 @@ def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fai
                     pending += new
                     t += v[s:s + t.size]
                     s += t.size
-                sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, op.size - 1,
-                      pending, True, hits, none, none, -1)
+                r, pending = _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj,
+                                            flags, op.size - 1, pending)
+                if pending > 0:
+                    sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, r,
+                          pending, True, hits, none, none, -1)
                 _store(G[p, j], ins, n, off, adj, badj)
             elif mode == PUSHFORWARD:
                 dval[:] = 0.0
