@@ -232,6 +232,7 @@ def _threads() -> int:
 
 
 def _one(a, shape):
+    """A result out of a flat (possibly reused) buffer: a float for 0-d, else a copy."""
     return float(a[0]) if shape == () else a.reshape(shape).copy()
 
 
@@ -343,9 +344,8 @@ class Trace:
                               f"another path when the trace was recorded): {where}", k, where)
 
     def _split(self, flat, sizes, shapes, many):
-        if not many:  # a copy: flat may be a reused buffer
-            shape = shapes[0]
-            return float(flat[0]) if shape == () else flat.reshape(shape).copy()
+        if not many:
+            return _one(flat, shapes[0])
         parts, p = [], 0
         for m, shape in zip(sizes, shapes):
             parts.append(_one(flat[p:p + m], shape))
@@ -371,16 +371,15 @@ class Trace:
             parts.append(a.reshape(-1))
         return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None, Y=None,
-             G=None, failed=None):
-        """One compiled call: replay at each row of X, then sweeps per row of ``seeds``."""
+    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None):
+        """One compiled call: replay at each row of X, then sweeps per row of ``seeds``
+        (``fcols``, ``bulk``, ``work``: a thread's own copies, for batches)."""
         seeds = _NO_SEEDS if seeds is None else seeds
         npts = X.shape[0]
-        if Y is None:
-            Y = np.empty((npts, self._nout))
-            width = self._nin if mode == T.PULLBACK else self._nout
-            G = np.empty((npts, seeds.shape[0], width))
-            failed = np.empty(npts, dtype=np.int64)
+        Y = np.empty((npts, self._nout))
+        width = self._nin if mode == T.PULLBACK else self._nout
+        G = np.empty((npts, seeds.shape[0], width))
+        failed = np.empty(npts, dtype=np.int64)
         T.trace_run(self._icols, self._fcols if fcols is None else fcols, self._auxi,
                     self._bulk if bulk is None else bulk, self._links, self._expect, mode, X,
                     Y, seeds, G, failed, *(self._work if work is None else work))
