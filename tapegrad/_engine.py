@@ -368,6 +368,14 @@ def _rotate_after_backward(cur):
 _blas_pinned = []
 
 
+def pin_blas_once() -> None:
+    """The compiled kernels' BLAS is loaded with them: pin its threads once per process
+    (after the first sweep or trace replay)."""
+    if not _blas_pinned:
+        _blas_pinned.append(True)
+        _config.pin_blas_threads()
+
+
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     """Sweep one segment from its seeds; Python runs only at hooks, Functions and hits."""
     seg.flush()
@@ -392,9 +400,8 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
                 op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
                 start, npend, bool(retain), hits, mrec, mat, skip)
             seg.nfreed += nfree
-            if not _blas_pinned:  # the sweep's BLAS is loaded with it: pin its threads once
-                _blas_pinned.append(True)
-                _config.pin_blas_threads()
+            if not _blas_pinned:
+                pin_blas_once()
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:
                 break

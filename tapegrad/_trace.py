@@ -383,6 +383,8 @@ class Trace:
         T.trace_run(self._icols, self._fcols if fcols is None else fcols, self._auxi,
                     self._bulk if bulk is None else bulk, self._links, self._expect, mode, X,
                     Y, seeds, G, failed, *(self._work if work is None else work))
+        if not E._blas_pinned:
+            E.pin_blas_once()
         return Y, G, failed
 
     def _one_point(self, args, mode=T.VALUES, seeds=None):
@@ -397,6 +399,8 @@ class Trace:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         self._x1(args)
         T.trace_run(*self._grad_call)
+        if not E._blas_pinned:
+            E.pin_blas_once()
         if self._failed1[0] >= 0:
             self._guard_failed(int(self._failed1[0]))
         return self._G1[0, 0]
