@@ -44,7 +44,7 @@ from tapegrad.bench import WORKLOADS  # noqa: E402
 from tapegrad.bench.engines import all_engines  # noqa: E402
 from tapegrad.bench.runner import Progress, machine_info, run_workload  # noqa: E402
 from tapegrad.bench.threads import set_blas_threads  # noqa: E402
-from tapegrad.bench.workloads import scalar_chain  # noqa: E402
+from tapegrad.bench.workloads import an_ode_state, scalar_chain  # noqa: E402
 
 GRAD_WORKLOADS = ("det_by_minor_3", "det_by_minor_5", "llsq_obj", "an_ode", "scalar_chain")
 TARGETS = {"ns_per_op": 10.0, "vs_torch": 100.0, "vs_jax_jit": 1.0, "vs_jax_jit_stretch": 3.0,
@@ -161,22 +161,8 @@ def bench_grads(rounds: int, target_s: float) -> dict:
 # --- 3. an_ode Jacobian ------------------------------------------------------------------------
 
 def ode_state(lib, x, consts):
-    """an_ode's final state y (cmpad): y' = f(y), f0 = x0, fi = xi * y(i-1), y(0) = 0, RK4
-    to t = 2; the same operations as ``tapegrad.bench.workloads.an_ode_torch`` without the
-    final sum."""
-    n, steps = x.shape[0], consts["steps"]
-    h = 2.0 / steps
-    y = lib.zeros(n, dtype=lib.float64)
-
-    def f(y):
-        return lib.cat([x[:1], x[1:] * y[:-1]])
-    for _ in range(steps):
-        k1 = f(y)
-        k2 = f(y + h * k1 / 2.0)
-        k3 = f(y + h * k2 / 2.0)
-        k4 = f(y + h * k3)
-        y = y + h * (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0
-    return y
+    """an_ode's final state (the workload without its final sum)."""
+    return an_ode_state(lib, x, consts["steps"])
 
 
 def bench_jacobian(rounds: int, target_s: float, torch) -> dict:

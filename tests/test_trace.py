@@ -14,7 +14,7 @@ import pytest
 from op_specs import case_id, cases, inputs_for, seed_of
 
 import tapegrad
-from tapegrad.bench.workloads import WORKLOADS
+from tapegrad.bench.workloads import WORKLOADS, an_ode_state
 
 try:
     import torch as _torch
@@ -191,32 +191,17 @@ def test_an_ode_jacobian_against_torch():
     case = w.case(tiny=True)
     consts = dict(case.consts)
     x = case.params[0]
-    tr = tapegrad.trace(lambda t: _ode_state(tapegrad, t, consts), x)
+    tr = tapegrad.trace(lambda t: an_ode_state(tapegrad, t, consts["steps"]), x)
     x2 = x + 0.1
     jr = tr.jacobian(x2, mode="reverse")
     jf = tr.jacobian(x2, mode="forward")
     _close(jf, jr, "an_ode Jacobian both ways")
     if _torch is not None:
         jt = _torch.autograd.functional.jacobian(
-            lambda t: _ode_state(_torch, t, consts), _torch.tensor(x2))
+            lambda t: an_ode_state(_torch, t, consts["steps"]), _torch.tensor(x2))
         _close(jr, jt.numpy(), "an_ode Jacobian vs torch.autograd.functional")
 
 
-def _ode_state(lib, x, consts):
-    """an_ode's final state y (cmpad): y' = f(y), f0 = x0, fi = xi * y(i-1), RK4."""
-    n, steps = x.shape[0], consts["steps"]
-    h = 2.0 / steps
-    y = lib.zeros(n, dtype=lib.float64)
-
-    def f(y):
-        return lib.cat([x[:1], x[1:] * y[:-1]])
-    for _ in range(steps):
-        k1 = f(y)
-        k2 = f(y + 0.5 * h * k1)
-        k3 = f(y + 0.5 * h * k2)
-        k4 = f(y + h * k3)
-        y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-    return y
 
 
 # ---------------------------------------------------------------- guards and compile

@@ -168,14 +168,10 @@ def _make_llsq(n_arg: int, n_points: int) -> Case:
 
 # --- an_ode ------------------------------------------------------------------------------------
 
-def an_ode_torch(torch: Any, params: Sequence[Any], consts: Mapping[str, Any]) -> Any:
-    """cmpad ``an_ode``: RK4 on y' = f(y), f_0 = x_0, f_i = x_i y_(i-1), y(0) = 0, to t = 2.
-
-    The state is rebuilt with ``torch.cat`` at every stage. The output is the sum of the final
-    state: y_(n-1)(2) alone would be unreachable from x in fewer than n steps.
-    """
-    (x,) = params
-    steps = consts["steps"]
+def an_ode_state(torch: Any, x: Any, steps: int) -> Any:
+    """cmpad ``an_ode``'s final state: RK4 on y' = f(y), f_0 = x_0, f_i = x_i y_(i-1),
+    y(0) = 0, to t = 2 in ``steps`` steps, the state rebuilt with ``torch.cat`` at every stage.
+    (Its Jacobian is a benchmark of its own: ``benchmarks/trace.py``.)"""
     h = 2.0 / steps
 
     def f(y: Any) -> Any:
@@ -188,7 +184,13 @@ def an_ode_torch(torch: Any, params: Sequence[Any], consts: Mapping[str, Any]) -
         k3 = f(y + h * k2 / 2.0)
         k4 = f(y + h * k3)
         y = y + h * (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0
-    return y.sum()
+    return y
+
+
+def an_ode_torch(torch: Any, params: Sequence[Any], consts: Mapping[str, Any]) -> Any:
+    """cmpad ``an_ode``: the sum of the final state (``an_ode_state``); y_(n-1)(2) alone
+    would be unreachable from x in fewer than n steps."""
+    return an_ode_state(torch, params[0], consts["steps"]).sum()
 
 
 def an_ode_np(np: Any, params: Sequence[Any], consts: Mapping[str, Any]) -> Any:
