@@ -380,7 +380,7 @@ class _Pass:
         elif kd == T.REDUCE:
             if a_var:
                 na = int(cols[5][ra])
-                m = np.zeros(na, dtype=np.int64) if at < 0 else T.index_map(seg.auxi, at)
+                m = T.group_map(seg.auxi, at, na)
                 gx = gather(g, m)
                 self.contribute(ra, gx * cc if cc != 1.0 else gx)
         elif kd == T.NORM:
@@ -388,7 +388,7 @@ class _Pass:
                 if self.stale(seg, ra, r):
                     raise E._sweep_error(seg, T.ERR_MODIFIED, ra)
                 na = int(cols[5][ra])
-                m = np.zeros(na, dtype=np.int64) if at < 0 else T.index_map(seg.auxi, at)
+                m = T.group_map(seg.auxi, at, na)
                 y = X(seg, r)
                 nz = y != 0.0
                 s = _where(nz, g / _where(nz, y, 1.0), 0.0)
@@ -431,8 +431,7 @@ class _Pass:
                     raise E._sweep_error(seg, T.ERR_MODIFIED, ra)
                 x = X(seg, ra)
                 ny = int(cols[5][r])
-                m = np.zeros(int(cols[5][ra]), dtype=np.int64) if at < 0 else \
-                    T.index_map(seg.auxi, at)
+                m = T.group_map(seg.auxi, at, int(cols[5][ra]))
                 eq = x == gather(X(seg, r), m)  # the elements that reach the extreme
                 ties = scatter(eq.to(F64), m, ny)
                 scale = gather(_where(ties > 0.0, ties, 1.0).reciprocal(), m)
@@ -442,7 +441,7 @@ class _Pass:
                 if self.stale(seg, ra, r):
                     raise E._sweep_error(seg, T.ERR_MODIFIED, ra)
                 na = int(cols[5][ra])
-                m = np.zeros(na, dtype=np.int64) if at < 0 else T.index_map(seg.auxi, at)
+                m = T.group_map(seg.auxi, at, na)
                 self.contribute(ra, product_backward(g, X(seg, ra), m, int(cols[5][r])))
         elif kd == T.SCAN:
             if a_var:

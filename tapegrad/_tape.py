@@ -1008,6 +1008,29 @@ def index_map(auxi, at):
     return out
 
 
+@njit(**NJIT)
+def group_map(auxi, at, size):
+    """For a reduction over ``size`` elements: the output element each one goes into, from
+    the index map at ``auxi[at]``, or all zeros when ``at < 0`` (everything into one)."""
+    if at < 0:
+        return np.zeros(size, dtype=np.int64)
+    return index_map(auxi, at)
+
+
+@njit(**NJIT)
+def _group_products(x, m, ngroups):
+    """Per group of a product: how many of its elements are zero, and the product of the
+    others, from which each element's partial derivative is exact where elements are zero."""
+    zeros = np.zeros(ngroups, dtype=np.int64)
+    nonzero = np.ones(ngroups)
+    for k in range(x.size):
+        if x[k] == 0.0:
+            zeros[m[k]] += 1
+        else:
+            nonzero[m[k]] *= x[k]
+    return zeros, nonzero
+
+
 MOVE_GATHER, MOVE_SCATTER_ADD, MOVE_SCATTER, MOVE_GATHER_ADD = range(4)  # _move's ways
 
 
@@ -1385,10 +1408,7 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
-                if aux[i] < 0:
-                    m = np.zeros(x.size, dtype=np.int64)
-                else:
-                    m = index_map(auxi, aux[i])
+                m = group_map(auxi, aux[i], x.size)
                 ties = np.zeros(g.size)
                 for k in range(x.size):
                     if x[k] == y[m[k]]:
@@ -1404,18 +1424,8 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 x = _view(ra, n, off, val, bulk)
                 gx, new = _target(ra, n, off, adj, badj, flags)
                 pending += new
-                if aux[i] < 0:
-                    m = np.zeros(x.size, dtype=np.int64)
-                else:
-                    m = index_map(auxi, aux[i])
-                # product of the other elements of each group, exact with zeros
-                zeros = np.zeros(g.size, dtype=np.int64)
-                nonzero = np.ones(g.size)
-                for k in range(x.size):
-                    if x[k] == 0.0:
-                        zeros[m[k]] += 1
-                    else:
-                        nonzero[m[k]] *= x[k]
+                m = group_map(auxi, aux[i], x.size)
+                zeros, nonzero = _group_products(x, m, g.size)
                 for k in range(x.size):
                     j = m[k]
                     if zeros[j] == 0:
@@ -1575,10 +1585,7 @@ def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
         elif kd == REDUCE or kd == NORM:
             x = _view(ra, n, off, val, bulk)
             y[:] = 0.0
-            if aux[i] < 0:
-                m = np.zeros(x.size, dtype=np.int64)
-            else:
-                m = index_map(auxi, aux[i])
+            m = group_map(auxi, aux[i], x.size)
             if kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
                 for k in range(x.size):
                     y[m[k]] += x[k]
@@ -1628,10 +1635,7 @@ def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                     y[k] = x[k] if mask[k] != 0.0 else 0.0
         elif kd == EXTREME or kd == PRODUCT:
             x = _view(ra, n, off, val, bulk)
-            if aux[i] < 0:
-                m = np.zeros(x.size, dtype=np.int64)
-            else:
-                m = index_map(auxi, aux[i])
+            m = group_map(auxi, aux[i], x.size)
             if kd == PRODUCT:
                 y[:] = 1.0
                 for k in range(x.size):
@@ -1746,10 +1750,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
             x = _view(ra, n, off, val, bulk)
             tx = _view(ra, n, off, dval, dbulk)
             ty[:] = 0.0
-            if aux[i] < 0:
-                m = np.zeros(x.size, dtype=np.int64)
-            else:
-                m = index_map(auxi, aux[i])
+            m = group_map(auxi, aux[i], x.size)
             if kd == REDUCE:
                 for k in range(x.size):
                     ty[m[k]] += tx[k] * cc
@@ -1759,13 +1760,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
                     if y[j] != 0.0:
                         ty[j] += x[k] * tx[k] / y[j]
             else:  # product of the other elements of the group, exact with zeros
-                zeros = np.zeros(y.size, dtype=np.int64)
-                nonzero = np.ones(y.size)
-                for k in range(x.size):
-                    if x[k] == 0.0:
-                        zeros[m[k]] += 1
-                    else:
-                        nonzero[m[k]] *= x[k]
+                zeros, nonzero = _group_products(x, m, y.size)
                 for k in range(x.size):
                     j = m[k]
                     if zeros[j] == 0:
@@ -1814,10 +1809,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
         elif kd == EXTREME:
             x = _view(ra, n, off, val, bulk)
             tx = _view(ra, n, off, dval, dbulk)
-            if aux[i] < 0:
-                m = np.zeros(x.size, dtype=np.int64)
-            else:
-                m = index_map(auxi, aux[i])
+            m = group_map(auxi, aux[i], x.size)
             ties = np.zeros(y.size)
             ty[:] = 0.0
             for k in range(x.size):
