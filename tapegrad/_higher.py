@@ -302,7 +302,7 @@ class _Pass:
 
     def function(self, seg, r, grads):
         """A custom Function: its backward runs in grad mode on Tensor gradients."""
-        from .autograd.function import _run_backward
+        from .autograd.function import _run_backward, checked_gradients, sum_axes
         from .autograd.grad_mode import enable_grad
         run = seg.callbacks[r]
         if getattr(run, "func", None) is not _run_backward:
@@ -330,18 +330,11 @@ class _Pass:
             live = [g for g in grad_outputs if isinstance(g, Tensor) and g.requires_grad]
             result = tuple(_delayed_error(gi, live) if isinstance(gi, Tensor) else gi
                            for gi in result)
-        if len(result) != len(args):
-            raise RuntimeError(f"function {name} returned an incorrect number of gradients "
-                               f"(expected {len(args)}, got {len(result)})")
-        for i, (rec, gi, a) in enumerate(zip(in_recs, result, args)):
-            if rec < 0 or gi is None:
-                continue
-            if not isinstance(gi, Tensor):
-                raise TypeError(f"function {name} returned a gradient different than None at "
-                                f"position {i + 1}, but the corresponding forward input was not "
-                                "a Variable")
-            if tuple(gi.shape) != tuple(a.shape):
-                gi = _sum_to(gi, tuple(a.shape), name, i)
+        for i, rec, gi, a in checked_gradients(name, result, args, in_recs):
+            if tuple(gi.shape) != tuple(a.shape):  # summed back differentiably
+                lead, axes = sum_axes(gi.shape, tuple(a.shape), name, i)
+                gi = gi.sum(dim=lead) if lead else gi
+                gi = gi.sum(dim=axes, keepdim=True) if axes else gi
             self.contribute(rec, flat(gi))
 
     # ------------------------------------------------------------ the derivative rules
@@ -731,22 +724,6 @@ def _delayed_error(g, sources):
 
         _DELAYED = DelayedError
     return _DELAYED.apply(g, *sources)
-
-
-def _sum_to(g, shape, name, i):
-    """A Function's gradient that broadcasts to its input's shape, summed back (differentiably)."""
-    try:
-        if np.broadcast_shapes(shape, tuple(g.shape)) != tuple(g.shape):
-            raise ValueError
-    except ValueError:
-        raise RuntimeError(f"Function {name} returned an invalid gradient at index {i} - got "
-                           f"{list(g.shape)} but expected shape compatible with "
-                           f"{list(shape)}") from None
-    lead = g.ndim - len(shape)
-    if lead:
-        g = g.sum(dim=tuple(range(lead)))
-    axes = tuple(d for d, s in enumerate(shape) if s == 1 and g.shape[d] != 1)
-    return g.sum(dim=axes, keepdim=True) if axes else g
 
 
 # ---------------------------------------------------------------- hooks and .grad

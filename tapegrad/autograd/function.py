@@ -102,10 +102,24 @@ def _run_backward(cls, ctx, args, in_recs, meta, name, grads):
         result = cls.backward(ctx, *grad_outputs)
     if not isinstance(result, tuple):
         result = (result,)
+    out = []
+    for i, rec, g, a in checked_gradients(name, result, args, in_recs):
+        gv = np.asarray(_val(g), dtype=np.float64)
+        if gv.shape != tuple(a.shape):
+            lead, axes = sum_axes(gv.shape, tuple(a.shape), name, i)
+            gv = gv.sum(axis=lead) if lead else gv
+            gv = gv.sum(axis=axes, keepdims=True) if axes else gv
+        out.append((rec, gv.reshape(-1)))
+    return out
+
+
+def checked_gradients(name, result, args, in_recs):
+    """The gradients a Function's backward returned, checked as PyTorch checks them:
+    (position, input record, gradient, input) for each one that reaches a recorded input.
+    Shared by the compiled sweep's callback and the create_graph pass (_higher)."""
     if len(result) != len(args):
         raise RuntimeError(f"function {name} returned an incorrect number of gradients "
                            f"(expected {len(args)}, got {len(result)})")
-    out = []
     for i, (rec, g, a) in enumerate(zip(in_recs, result, args)):
         if rec < 0 or g is None:
             continue
@@ -113,27 +127,23 @@ def _run_backward(cls, ctx, args, in_recs, meta, name, grads):
             raise TypeError(f"function {name} returned a gradient different than None at "
                             f"position {i + 1}, but the corresponding forward input was not a "
                             "Variable")
-        gv = np.asarray(_val(g), dtype=np.float64)
-        if gv.shape != tuple(a.shape):
-            gv = _sum_to(gv, tuple(a.shape), name, i)
-        out.append((rec, gv.reshape(-1)))
-    return out
+        yield i, rec, g, a
 
 
-def _sum_to(g, shape, name, i):
-    """PyTorch accepts a gradient that broadcasts to the input's shape and sums it back."""
+def sum_axes(gshape, shape, name, i):
+    """PyTorch accepts a gradient that broadcasts to the input's shape and sums it back:
+    the leading dims and the size-1 dims (kept) to sum over, or PyTorch's error."""
+    gshape = tuple(gshape)
     try:
-        np.broadcast_shapes(shape, g.shape)
-        if np.broadcast_shapes(shape, g.shape) != g.shape:
+        if np.broadcast_shapes(shape, gshape) != gshape:
             raise ValueError
     except ValueError:
         raise RuntimeError(f"Function {name} returned an invalid gradient at index {i} - got "
-                           f"{list(g.shape)} but expected shape compatible with "
+                           f"{list(gshape)} but expected shape compatible with "
                            f"{list(shape)}") from None
-    lead = g.ndim - len(shape)
-    g = g.sum(axis=tuple(range(lead))) if lead else g
-    axes = tuple(d for d, s in enumerate(shape) if s == 1 and g.shape[d] != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
+    lead = len(gshape) - len(shape)
+    axes = tuple(d for d, s in enumerate(shape) if s == 1 and gshape[lead + d] != 1)
+    return tuple(range(lead)), axes
 
 
 def once_differentiable(fn):
