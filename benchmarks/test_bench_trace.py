@@ -42,13 +42,7 @@ GRAD_WORKLOADS = list(_script.GRAD_WORKLOADS)
 _REFERENCE: dict[str, list] = {}
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
+_torch = _script._torch  # PyTorch single-threaded, or None
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1549,6 +1549,19 @@ def _extreme_better(o, v, best):
 
 
 @njit(**NJIT)
+def _replace_at(kd, y, x, z, auxi, at):
+    """y = x with the elements the map at ``auxi[at]`` picks replaced by z (SETITEM) or
+    with z added to them (SCATTERADD).  Linear in (x, z): values and tangents alike."""
+    m = index_map(auxi, at)
+    y[:] = x
+    for k in range(m.size):
+        if kd == SETITEM:
+            y[m[k]] = z[k]
+        else:
+            y[m[k]] += z[k]
+
+
+@njit(**NJIT)
 def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
     """Forward sweep: recompute records ``start .. stop-1`` from their operands."""
     auxf = auxi.view(np.float64)
@@ -1608,15 +1621,8 @@ def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             for q in range(nb):
                 y3[q] = np.dot(x3[q], z3[q])
         elif kd == SETITEM or kd == SCATTERADD:
-            x = _view(ra, n, off, val, bulk)
-            z = _view(b[i], n, off, val, bulk)
-            m = index_map(auxi, aux[i])
-            y[:] = x
-            for k in range(m.size):
-                if kd == SETITEM:
-                    y[m[k]] = z[k]
-                else:
-                    y[m[k]] += z[k]
+            _replace_at(kd, y, _view(ra, n, off, val, bulk), _view(b[i], n, off, val, bulk),
+                        auxi, aux[i])
         elif kd == FILL:
             continue  # a constant: the recorded value stands
         elif kd == COPY:
@@ -1781,16 +1787,9 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
             ty3 = ty.reshape((nb, mm, nn))
             for q in range(nb):
                 ty3[q] = np.dot(tx3[q], z3[q]) + np.dot(x3[q], tz3[q])
-        elif kd == SETITEM or kd == SCATTERADD:
-            tx = _view(ra, n, off, dval, dbulk)
-            tz = _view(b[i], n, off, dval, dbulk)
-            m = index_map(auxi, aux[i])
-            ty[:] = tx
-            for k in range(m.size):
-                if kd == SETITEM:
-                    ty[m[k]] = tz[k]
-                else:
-                    ty[m[k]] += tz[k]
+        elif kd == SETITEM or kd == SCATTERADD:  # linear: the tangent is the same op
+            _replace_at(kd, ty, _view(ra, n, off, dval, dbulk), _view(b[i], n, off, dval, dbulk),
+                        auxi, aux[i])
         elif kd == FILL:
             ty[:] = 0.0
         elif kd == COPY:
