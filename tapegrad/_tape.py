@@ -56,6 +56,12 @@ from numba import njit
 # error_model="numpy": x / 0 gives inf/nan, as in PyTorch, not ZeroDivisionError.
 NJIT = {"cache": os.environ.get("TAPEGRAD_NO_CACHE") != "1", "nogil": True, "fastmath": False,
         "error_model": "numpy"}
+# Leaf kernels compile without Numba's reference counting (NRT).  With it, a compiled
+# function increments and decrements a counter per array argument and per view it makes
+# (atomic operations: ~20 ns per array here, ~200 ns per call of the big kernels), which
+# was most of a trace's cost per record.  A leaf never allocates and never hands an array
+# back to a caller that keeps it; what it calls inherits its flags.
+NJIT_LEAF = {**NJIT, "_nrt": False}
 
 # flags
 REACHED = 1
@@ -508,6 +514,10 @@ _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLO
                                  LERP, TOCOPY, CMPC, CMP))
 check_tables()
 
+# Loops over the arenas index with unsigned offsets: a signed index costs a test for
+# negative (wrap-around) indices per element, and keeps LLVM from vectorizing.
+_u = np.uint64
+
 # ------------------------------------------------ elementwise rules, per op
 # Each op is a pair: forward y = f(x, c) and the adjoint contribution to x.
 # g is the incoming adjoint, y the op's own (saved) output.
@@ -859,118 +869,123 @@ def _binary_bb(op, g, x, z, y, c):
 # contribute nothing (0 * inf stays out), as in the scalar rules; the rest go through them.
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _unary_adjoints(o, badj, bulk, gi, xi, yi, m, c, d):
     """Adjoints of the operand of a unary record over arrays: badj[xi + k] += the
     contribution of badj[gi + k] (values: operand bulk[xi + k], output bulk[yi + k])."""
+    gu, xu, yu, mu = _u(gi), _u(xi), _u(yi), _u(m)
     if o == MULC:
-        for k in range(m):
-            gk = badj[gi + k]
-            badj[xi + k] += gk * c if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += gk * c if gk != 0.0 else 0.0
     elif o == ADDC or o == SUBC or o == CLONE or o == VIEW or o == UNSAFE_VIEW:
-        for k in range(m):
-            badj[xi + k] += badj[gi + k]
+        for k in range(mu):
+            badj[xu + k] += badj[gu + k]
     elif o == NEG or o == RSUBC:
-        for k in range(m):
-            badj[xi + k] -= badj[gi + k]
+        for k in range(mu):
+            badj[xu + k] -= badj[gu + k]
     elif o == DIVC:
-        for k in range(m):
-            gk = badj[gi + k]
-            badj[xi + k] += gk / c if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += gk / c if gk != 0.0 else 0.0
     elif o == TANH:
-        for k in range(m):
-            gk = badj[gi + k]
-            yk = bulk[yi + k]
-            badj[xi + k] += gk * (1.0 - yk * yk) if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            yk = bulk[yu + k]
+            badj[xu + k] += gk * (1.0 - yk * yk) if gk != 0.0 else 0.0
     elif o == EXP:
-        for k in range(m):
-            gk = badj[gi + k]
-            badj[xi + k] += gk * bulk[yi + k] if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += gk * bulk[yu + k] if gk != 0.0 else 0.0
     elif o == SIGMOID:
-        for k in range(m):
-            gk = badj[gi + k]
-            yk = bulk[yi + k]
-            badj[xi + k] += gk * yk * (1.0 - yk) if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            yk = bulk[yu + k]
+            badj[xu + k] += gk * yk * (1.0 - yk) if gk != 0.0 else 0.0
     elif o == RELU:
-        for k in range(m):
-            badj[xi + k] += badj[gi + k] if bulk[yi + k] > 0.0 else 0.0
+        for k in range(mu):
+            badj[xu + k] += badj[gu + k] if bulk[yu + k] > 0.0 else 0.0
     else:
-        for k in range(m):
-            gk = badj[gi + k]
+        for k in range(mu):
+            gk = badj[gu + k]
             if gk != 0.0:
-                badj[xi + k] += _unary_b(o, gk, bulk[xi + k], bulk[yi + k], c, d)
+                badj[xu + k] += _unary_b(o, gk, bulk[xu + k], bulk[yu + k], c, d)
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _binary_adjoints(o, second, badj, bulk, gi, xi, zi, yi, m, c):
     """Adjoints of the first operand (second False) or the second of a binary record over
     arrays, as _unary_adjoints; the target is at xi or zi."""
+    gu, xu, zu, yu, mu = _u(gi), _u(xi), _u(zi), _u(yi), _u(m)
     t = zi if second else xi
+    tu = _u(t)
     if o == ADD or (o == SUB and not second):
-        for k in range(m):
-            badj[t + k] += badj[gi + k]
+        for k in range(mu):
+            badj[tu + k] += badj[gu + k]
     elif o == SUB:
-        for k in range(m):
-            badj[t + k] -= badj[gi + k]
+        for k in range(mu):
+            badj[tu + k] -= badj[gu + k]
     elif o == MUL:
-        w = xi if second else zi
-        for k in range(m):
-            gk = badj[gi + k]
-            badj[t + k] += gk * bulk[w + k] if gk != 0.0 else 0.0
+        wu = _u(xi if second else zi)
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[tu + k] += gk * bulk[wu + k] if gk != 0.0 else 0.0
     elif o == DIV and not second:
-        for k in range(m):
-            gk = badj[gi + k]
-            badj[t + k] += gk / bulk[zi + k] if gk != 0.0 else 0.0
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[tu + k] += gk / bulk[zu + k] if gk != 0.0 else 0.0
     else:
-        for k in range(m):
-            gk = badj[gi + k]
+        for k in range(mu):
+            gk = badj[gu + k]
             if gk != 0.0:
-                x, z, y = bulk[xi + k], bulk[zi + k], bulk[yi + k]
-                badj[t + k] += _binary_bb(o, gk, x, z, y, c) if second else \
+                x, z, y = bulk[xu + k], bulk[zu + k], bulk[yu + k]
+                badj[tu + k] += _binary_bb(o, gk, x, z, y, c) if second else \
                     _binary_ba(o, gk, x, z, y, c)
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _unary_values(o, bulk, yi, xi, m, c, d):
     """bulk[yi + k] = the unary op of bulk[xi + k] (replay)."""
+    yu, xu, mu = _u(yi), _u(xi), _u(m)
     if o == MULC:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] * c
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * c
     elif o == ADDC:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] + c
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] + c
     elif o == SUBC:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] - c
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] - c
     elif o == DIVC:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] / c
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] / c
     elif o == NEG:
-        for k in range(m):
-            bulk[yi + k] = -bulk[xi + k]
+        for k in range(mu):
+            bulk[yu + k] = -bulk[xu + k]
     else:
-        for k in range(m):
-            bulk[yi + k] = _unary_f(o, bulk[xi + k], c, d)
+        for k in range(mu):
+            bulk[yu + k] = _unary_f(o, bulk[xu + k], c, d)
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _binary_values(o, bulk, yi, xi, zi, m, c):
     """bulk[yi + k] = bulk[xi + k] op bulk[zi + k] (replay)."""
+    yu, xu, zu, mu = _u(yi), _u(xi), _u(zi), _u(m)
     if o == ADD:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] + bulk[zi + k]
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] + bulk[zu + k]
     elif o == SUB:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] - bulk[zi + k]
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] - bulk[zu + k]
     elif o == MUL:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] * bulk[zi + k]
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * bulk[zu + k]
     elif o == DIV:
-        for k in range(m):
-            bulk[yi + k] = bulk[xi + k] / bulk[zi + k]
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] / bulk[zu + k]
     else:
-        for k in range(m):
-            bulk[yi + k] = _binary_f(o, bulk[xi + k], bulk[zi + k], c)
+        for k in range(mu):
+            bulk[yu + k] = _binary_f(o, bulk[xu + k], bulk[zu + k], c)
 
 
 # ------------------------------------------------ index maps
@@ -1034,46 +1049,70 @@ def _group_products(x, m, ngroups):
 MOVE_GATHER, MOVE_SCATTER_ADD, MOVE_SCATTER, MOVE_GATHER_ADD = range(4)  # _move's ways
 
 
-@njit(**NJIT)
-def _move(dst, src, auxi, at, how):
+@njit(**NJIT_LEAF)
+def _move(dst, do, src, so, auxi, at, how, w=1.0):
     """Move elements along the index map at ``auxi[at]`` (element k of the map's index
-    space has offset m[k]): MOVE_GATHER dst[k] = src[m[k]], MOVE_SCATTER_ADD
-    dst[m[k]] += src[k], MOVE_SCATTER dst[m[k]] = src[k], MOVE_GATHER_ADD
-    dst[k] += src[m[k]].  Strided maps of up to two dims (slices, rows, selects,
-    transposes) are walked without building the map."""
+    space has offset m[k]): MOVE_GATHER dst[do + k] = src[so + m[k]], MOVE_SCATTER_ADD
+    dst[do + m[k]] += src[so + k], MOVE_SCATTER dst[do + m[k]] = src[so + k],
+    MOVE_GATHER_ADD dst[do + k] += src[so + m[k]] (the adding ways times ``w``).  Walks
+    the map where it is stored, building nothing.  Offsets are unsigned: a negative
+    stride wraps around to the same index."""
     ndim = auxi[at]
-    if 0 <= ndim <= 2:
-        base = auxi[at + 1]
-        n0 = auxi[at + 2] if ndim >= 1 else 1
-        s0 = auxi[at + 2 + ndim] if ndim >= 1 else 0
-        n1 = auxi[at + 3] if ndim == 2 else 1
-        s1 = auxi[at + 5] if ndim == 2 else 0
-        k = 0
-        for p in range(n0):
-            o = base + p * s0
-            for q in range(n1):
-                j = o + q * s1
-                if how == MOVE_GATHER:
-                    dst[k] = src[j]
-                elif how == MOVE_SCATTER_ADD:
-                    dst[j] += src[k]
-                elif how == MOVE_SCATTER:
-                    dst[j] = src[k]
-                else:
-                    dst[k] += src[j]
-                k += 1
+    du, su = _u(do), _u(so)
+    if ndim < 0:  # an explicit map
+        for k in range(auxi[at + 1]):
+            _move1(dst, du, src, su, _u(k), _u(auxi[at + 2 + k]), how, w)
         return
-    m = index_map(auxi, at)
-    for k in range(m.size):
-        j = m[k]
+    base = _u(auxi[at + 1])
+    if ndim <= 2:  # slices, rows, selects, transposes: two loops, the inner one long
+        n0 = _u(auxi[at + 2] if ndim == 2 else 1)
+        s0 = _u(auxi[at + 4] if ndim == 2 else 0)
+        n1 = _u(auxi[at + 2 + ndim - 1] if ndim >= 1 else 1)
+        s1 = _u(auxi[at + 2 + 2 * ndim - 1] if ndim >= 1 else 0)
         if how == MOVE_GATHER:
-            dst[k] = src[j]
+            for p in range(n0):
+                o, k = su + base + p * s0, du + p * n1
+                for q in range(n1):
+                    dst[k + q] = src[o + q * s1]
         elif how == MOVE_SCATTER_ADD:
-            dst[j] += src[k]
+            for p in range(n0):
+                o, k = du + base + p * s0, su + p * n1
+                for q in range(n1):
+                    dst[o + q * s1] += src[k + q] * w
         elif how == MOVE_SCATTER:
-            dst[j] = src[k]
+            for p in range(n0):
+                o, k = du + base + p * s0, su + p * n1
+                for q in range(n1):
+                    dst[o + q * s1] = src[k + q]
         else:
-            dst[k] += src[j]
+            for p in range(n0):
+                o, k = su + base + p * s0, du + p * n1
+                for q in range(n1):
+                    dst[k + q] += src[o + q * s1] * w
+        return
+    total = 1
+    for d in range(ndim):
+        total *= auxi[at + 2 + d]
+    for k in range(total):  # C order: the last dim varies fastest
+        rest = k
+        j = auxi[at + 1]
+        for d in range(ndim - 1, -1, -1):
+            size = auxi[at + 2 + d]
+            j += (rest % size) * auxi[at + 2 + ndim + d]
+            rest //= size
+        _move1(dst, du, src, su, _u(k), _u(j), how, w)
+
+
+@_j
+def _move1(dst, do, src, so, k, j, how, w):
+    if how == MOVE_GATHER:
+        dst[do + k] = src[so + j]
+    elif how == MOVE_SCATTER_ADD:
+        dst[do + j] += src[so + k] * w
+    elif how == MOVE_SCATTER:
+        dst[do + j] = src[so + k]
+    else:
+        dst[do + k] += src[so + j] * w
 
 
 # ------------------------------------------------ flush and sweep
@@ -1173,6 +1212,74 @@ def _stale(flags, r, consumer, mrec, mat):
         return False
     k = np.searchsorted(mrec, r)
     return k < mrec.size and mrec[k] == r and consumer < mat[k]
+
+
+@njit(**NJIT_LEAF)
+def _ew_adjoint(i, second, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flags):
+    """The adjoint of the first operand (second False) or the second of an elementwise
+    record over arrays (every operand in the bulk arena).  Returns 1 if newly reached."""
+    o = op[i]
+    r = b[i] if second else a[i]
+    new = _reach(r, n, off, adj, badj, flags)
+    if KIND[o] == UNARY:
+        dd = auxi.view(np.float64)[aux[i]] if aux[i] >= 0 else 0.0
+        _unary_adjoints(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
+    else:
+        _binary_adjoints(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i],
+                         c[i])
+    return new
+
+
+@njit(**NJIT_LEAF)
+def _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags):
+    """A GATHER record's adjoint scattered into its operand's.  Returns 1 if newly
+    reached."""
+    ra = a[i]
+    if op[ra] == CONST:
+        return 0
+    new = _reach(ra, n, off, adj, badj, flags)
+    _move(_view(ra, n, off, adj, badj), 0, _view(i, n, off, adj, badj), 0, auxi, aux[i],
+          MOVE_SCATTER_ADD)
+    return new
+
+
+@njit(**NJIT_LEAF)
+def _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags):
+    """A CONCAT record's adjoint, each part's share to that part.  Returns how many parts
+    are newly reached."""
+    g = _view(i, n, off, adj, badj)
+    new = 0
+    at = aux[i]
+    pos = at + 1
+    for _ in range(auxi[at]):
+        rj = auxi[pos]
+        ndim = auxi[pos + 1]
+        if op[rj] != CONST:
+            new += _reach(rj, n, off, adj, badj, flags)
+            _move(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD)
+        pos += 3 + 2 * ndim
+    return new
+
+
+@njit(**NJIT_LEAF)
+def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
+    """A sum or mean's adjoint (times its scale) to every element of its operand.
+    Returns 1 if newly reached."""
+    ra = a[i]
+    if op[ra] == CONST:
+        return 0
+    new = _reach(ra, n, off, adj, badj, flags)
+    gx = _view(ra, n, off, adj, badj)
+    g = _view(i, n, off, adj, badj)
+    cc = c[i]
+    if aux[i] < 0:  # everything into one element
+        gg = g[0] * cc
+        if gg != 0.0:
+            for k in range(gx.size):
+                gx[k] += gg
+    else:
+        _move(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
+    return new
 
 
 @njit(**NJIT)
@@ -1286,42 +1393,27 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             if op[ra] != CONST:
                 if sv & SAVE_IN and _stale(flags, rb if kd == BINARY else ra, i, mrec, mat):
                     return ERR_MODIFIED, rb if kd == BINARY else ra, nfree, nh, pending
-                pending += _reach(ra, n, off, adj, badj, flags)
-                if kd == UNARY:
-                    dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
-                    _unary_adjoints(o, badj, bulk, off[i], off[ra], off[i], n[i], cc, dd)
-                else:
-                    _binary_adjoints(o, False, badj, bulk, off[i], off[ra], off[rb], off[i],
-                                     n[i], cc)
+                pending += _ew_adjoint(i, False, op, a, b, c, n, off, aux, auxi, adj, badj,
+                                       bulk, flags)
             if kd == BINARY and op[rb] != CONST:
                 if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh, pending
-                pending += _reach(rb, n, off, adj, badj, flags)
-                _binary_adjoints(o, True, badj, bulk, off[i], off[ra], off[rb], off[i], n[i],
-                                 cc)
+                pending += _ew_adjoint(i, True, op, a, b, c, n, off, aux, auxi, adj, badj,
+                                       bulk, flags)
+            i -= 1
+            continue
+        if kd == GATHER or kd == CONCAT or kd == REDUCE:  # views cost reference counts
+            if kd == GATHER:
+                pending += _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags)
+            elif kd == CONCAT:
+                pending += _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags)
+            else:
+                pending += _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
             i -= 1
             continue
         g = _view(i, n, off, adj, badj)
         y = _view(i, n, off, val, bulk)
-        if kd == GATHER:
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                _move(gx, g, auxi, aux[i], MOVE_SCATTER_ADD)
-        elif kd == REDUCE:
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                if aux[i] < 0:  # reduce everything to one element
-                    gg = g[0] * cc
-                    if gg != 0.0:
-                        for k in range(gx.size):
-                            gx[k] += gg
-                else:
-                    m = index_map(auxi, aux[i])
-                    for k in range(gx.size):
-                        gx[k] += g[m[k]] * cc
-        elif kd == NORM:
+        if kd == NORM:
             if op[ra] != CONST:
                 if _stale(flags, ra, i, mrec, mat):  # saves its input
                     return ERR_MODIFIED, ra, nfree, nh, pending
@@ -1496,17 +1588,6 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 for k in range(m.size):
                     gz[k] += g[m[k]]
-        elif kd == CONCAT:
-            at = aux[i]
-            pos = at + 1
-            for _ in range(auxi[at]):
-                rj = auxi[pos]
-                ndim = auxi[pos + 1]
-                if op[rj] != CONST:
-                    gx, new = _target(rj, n, off, adj, badj, flags)
-                    pending += new
-                    _move(gx, g, auxi, pos + 1, MOVE_GATHER_ADD)
-                pos += 3 + 2 * ndim
         elif kd == COPY:
             # a: the overwritten value (gets zeros), b: the source (gets g)
             if op[ra] != CONST:
@@ -1561,9 +1642,13 @@ def _replace_at(kd, y, x, z, auxi, at):
             y[m[k]] += z[k]
 
 
-@njit(**NJIT)
-def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
-    """Forward sweep: recompute records ``start .. stop-1`` from their operands."""
+LEAN_KINDS = (SOURCE, UNARY, BINARY, GATHER, REDUCE, CONCAT)  # what the leaf sweeps do
+
+
+@njit(**NJIT_LEAF)
+def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
+    """Forward sweep over records ``start ..`` while their kinds are LEAN_KINDS; returns
+    the first record it did not recompute (``stop`` when done)."""
     auxf = auxi.view(np.float64)
     for i in range(start, stop):
         o = op[i]
@@ -1582,115 +1667,149 @@ def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 at = aux[i]
                 k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
                 val[i] = val[ra] if n[ra] == 1 else bulk[off[ra] + k]
-            continue
-        if kd == UNARY:  # over arrays: operands in the bulk arena, no views
+        elif kd == UNARY:  # over arrays: operands in the bulk arena
             dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
             _unary_values(o, bulk, off[i], off[ra], n[i], cc, dd)
-            continue
-        if kd == BINARY:
+        elif kd == BINARY:
             _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
-            continue
-        y = _view(i, n, off, val, bulk)
-        if kd == UNARY:
-            pass
         elif kd == GATHER:
-            _move(y, _view(ra, n, off, val, bulk), auxi, aux[i], MOVE_GATHER)
-        elif kd == REDUCE or kd == NORM:
-            x = _view(ra, n, off, val, bulk)
-            y[:] = 0.0
-            m = group_map(auxi, aux[i], x.size)
-            if kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
-                for k in range(x.size):
-                    y[m[k]] += x[k]
-                for k in range(y.size):
-                    y[k] *= cc
-            else:
-                for k in range(x.size):
-                    y[m[k]] += x[k] * x[k]
-                for k in range(y.size):
-                    y[k] = math.sqrt(y[k])
-        elif kd == MATMUL:
-            at = aux[i]
-            mm = auxi[at]
-            kk = auxi[at + 1]
-            nn = auxi[at + 2]
-            nb = auxi[at + 3]
-            x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
-            z3 = _view(b[i], n, off, val, bulk).reshape((nb, kk, nn))
-            y3 = y.reshape((nb, mm, nn))
-            for q in range(nb):
-                y3[q] = np.dot(x3[q], z3[q])
-        elif kd == SETITEM or kd == SCATTERADD:
-            _replace_at(kd, y, _view(ra, n, off, val, bulk), _view(b[i], n, off, val, bulk),
-                        auxi, aux[i])
-        elif kd == FILL:
-            continue  # a constant: the recorded value stands
-        elif kd == COPY:
-            z = _view(b[i], n, off, val, bulk)
-            y[:] = z
-        elif kd == MASK:
-            x = _view(ra, n, off, val, bulk)
-            mask = _view(int(cc), n, off, val, bulk)
-            rb = b[i]
-            if rb >= 0:
-                z = _view(rb, n, off, val, bulk)
-                for k in range(y.size):
-                    y[k] = x[k] if mask[k] != 0.0 else z[k]
-            else:
-                for k in range(y.size):
-                    y[k] = x[k] if mask[k] != 0.0 else 0.0
-        elif kd == EXTREME or kd == PRODUCT:
-            x = _view(ra, n, off, val, bulk)
-            m = group_map(auxi, aux[i], x.size)
-            if kd == PRODUCT:
-                y[:] = 1.0
-                for k in range(x.size):
-                    y[m[k]] *= x[k]
-            else:
-                seen = np.zeros(y.size, dtype=np.bool_)
-                for k in range(x.size):
-                    j = m[k]
-                    if not seen[j] or (y[j] == y[j] and _extreme_better(o, x[k], y[j])):
-                        y[j] = x[k]
-                        seen[j] = True
-        elif kd == SCAN or kd == SOFTMAXES:
-            x = _view(ra, n, off, val, bulk)
-            at = aux[i]
-            outer = auxi[at]
-            length = auxi[at + 1]
-            inner = auxi[at + 2]
-            for p in range(outer):
-                for q in range(inner):
-                    base = p * length * inner + q
-                    if o == CUMSUM or o == CUMPROD:
-                        acc = 0.0 if o == CUMSUM else 1.0
-                        for t in range(length):
-                            k = base + t * inner
-                            acc = acc + x[k] if o == CUMSUM else acc * x[k]
-                            y[k] = acc
-                    else:
-                        top = -math.inf
-                        for t in range(length):
-                            top = max(top, x[base + t * inner])
-                        if not math.isfinite(top):
-                            top = 0.0
-                        s = 0.0
-                        for t in range(length):
-                            s += math.exp(x[base + t * inner] - top)
-                        for t in range(length):
-                            k = base + t * inner
-                            if o == SOFTMAX:
-                                y[k] = math.exp(x[k] - top) / s
-                            else:
-                                y[k] = x[k] - top - math.log(s)
+            _move(_view(i, n, off, val, bulk), 0, _view(ra, n, off, val, bulk), 0, auxi,
+                  aux[i], MOVE_GATHER)
         elif kd == CONCAT:
+            y = _view(i, n, off, val, bulk)
             at = aux[i]
             pos = at + 1
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(y, _view(rj, n, off, val, bulk), auxi, pos + 1, MOVE_SCATTER)
+                _move(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER)
                 pos += 3 + 2 * ndim
+        elif kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
+            x = _view(ra, n, off, val, bulk)
+            y = _view(i, n, off, val, bulk)
+            if aux[i] < 0:  # everything into one element
+                t = 0.0
+                for k in range(x.size):
+                    t += x[k]
+                y[0] = t * cc
+            else:
+                _fill(y, 0.0)
+                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD)
+                for k in range(y.size):
+                    y[k] *= cc
+        else:
+            return i
+    return stop
+
+
+@njit(**NJIT)
+def replay(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
+    """Forward sweep: recompute records ``start .. stop-1`` from their operands (the
+    common kinds in a leaf, the others here)."""
+    i = start
+    while i < stop:
+        i = _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, i, stop)
+        if i < stop:
+            _replay_other(op, a, b, c, val, n, off, aux, auxi, bulk, i)
+            i += 1
+
+
+@njit(**NJIT)
+def _replay_other(op, a, b, c, val, n, off, aux, auxi, bulk, i):
+    """Recompute record i, of a kind the leaf replay leaves (they allocate)."""
+    o = op[i]
+    kd = KIND[o]
+    ra = a[i]
+    cc = c[i]
+    y = _view(i, n, off, val, bulk)
+    if kd == REDUCE or kd == NORM:
+        x = _view(ra, n, off, val, bulk)
+        y[:] = 0.0
+        m = group_map(auxi, aux[i], x.size)
+        if kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
+            for k in range(x.size):
+                y[m[k]] += x[k]
+            for k in range(y.size):
+                y[k] *= cc
+        else:
+            for k in range(x.size):
+                y[m[k]] += x[k] * x[k]
+            for k in range(y.size):
+                y[k] = math.sqrt(y[k])
+    elif kd == MATMUL:
+        at = aux[i]
+        mm = auxi[at]
+        kk = auxi[at + 1]
+        nn = auxi[at + 2]
+        nb = auxi[at + 3]
+        x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
+        z3 = _view(b[i], n, off, val, bulk).reshape((nb, kk, nn))
+        y3 = y.reshape((nb, mm, nn))
+        for q in range(nb):
+            y3[q] = np.dot(x3[q], z3[q])
+    elif kd == SETITEM or kd == SCATTERADD:
+        _replace_at(kd, y, _view(ra, n, off, val, bulk), _view(b[i], n, off, val, bulk),
+                    auxi, aux[i])
+    elif kd == FILL:
+        return  # a constant: the recorded value stands
+    elif kd == COPY:
+        z = _view(b[i], n, off, val, bulk)
+        y[:] = z
+    elif kd == MASK:
+        x = _view(ra, n, off, val, bulk)
+        mask = _view(int(cc), n, off, val, bulk)
+        rb = b[i]
+        if rb >= 0:
+            z = _view(rb, n, off, val, bulk)
+            for k in range(y.size):
+                y[k] = x[k] if mask[k] != 0.0 else z[k]
+        else:
+            for k in range(y.size):
+                y[k] = x[k] if mask[k] != 0.0 else 0.0
+    elif kd == EXTREME or kd == PRODUCT:
+        x = _view(ra, n, off, val, bulk)
+        m = group_map(auxi, aux[i], x.size)
+        if kd == PRODUCT:
+            y[:] = 1.0
+            for k in range(x.size):
+                y[m[k]] *= x[k]
+        else:
+            seen = np.zeros(y.size, dtype=np.bool_)
+            for k in range(x.size):
+                j = m[k]
+                if not seen[j] or (y[j] == y[j] and _extreme_better(o, x[k], y[j])):
+                    y[j] = x[k]
+                    seen[j] = True
+    elif kd == SCAN or kd == SOFTMAXES:
+        x = _view(ra, n, off, val, bulk)
+        at = aux[i]
+        outer = auxi[at]
+        length = auxi[at + 1]
+        inner = auxi[at + 2]
+        for p in range(outer):
+            for q in range(inner):
+                base = p * length * inner + q
+                if o == CUMSUM or o == CUMPROD:
+                    acc = 0.0 if o == CUMSUM else 1.0
+                    for t in range(length):
+                        k = base + t * inner
+                        acc = acc + x[k] if o == CUMSUM else acc * x[k]
+                        y[k] = acc
+                else:
+                    top = -math.inf
+                    for t in range(length):
+                        top = max(top, x[base + t * inner])
+                    if not math.isfinite(top):
+                        top = 0.0
+                    s = 0.0
+                    for t in range(length):
+                        s += math.exp(x[base + t * inner] - top)
+                    for t in range(length):
+                        k = base + t * inner
+                        if o == SOFTMAX:
+                            y[k] = math.exp(x[k] - top) / s
+                        else:
+                            y[k] = x[k] - top - math.log(s)
 
 
 @njit(**NJIT)
@@ -1751,7 +1870,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
                     t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
                 ty[k] = t
         elif kd == GATHER:
-            _move(ty, _view(ra, n, off, dval, dbulk), auxi, aux[i], MOVE_GATHER)
+            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER)
         elif kd == REDUCE or kd == NORM or kd == PRODUCT:
             x = _view(ra, n, off, val, bulk)
             tx = _view(ra, n, off, dval, dbulk)
@@ -1857,14 +1976,14 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(ty, _view(rj, n, off, dval, dbulk), auxi, pos + 1, MOVE_SCATTER)
+                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER)
                 pos += 3 + 2 * ndim
 
 
 # ---- the driver: one compiled call per trace method.  ``ins``/``outs``: the input and
 # output records; values travel flat, the records' elements concatenated in order.
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _load(flat, recs, n, off, col, arena):
     p = 0
     for j in range(recs.size):
@@ -1872,12 +1991,14 @@ def _load(flat, recs, n, off, col, arena):
         m = n[r]
         if m == 1:
             col[r] = flat[p]
-        else:
-            arena[off[r]:off[r] + m] = flat[p:p + m]
+        else:  # a loop: slice assignment allocates (NumPy's overlap rule)
+            o = off[r]
+            for k in range(m):
+                arena[o + k] = flat[p + k]
         p += m
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _store(flat, recs, n, off, col, arena):
     p = 0
     for j in range(recs.size):
@@ -1886,11 +2007,13 @@ def _store(flat, recs, n, off, col, arena):
         if m == 1:
             flat[p] = col[r]
         else:
-            flat[p:p + m] = arena[off[r]:off[r] + m]
+            o = off[r]
+            for k in range(m):
+                flat[p + k] = arena[o + k]
         p += m
 
 
-@njit(**NJIT)
+@njit(**NJIT_LEAF)
 def _failed_guard(val, guards, expect, truth):
     """Index of the first guard that differs from its recording, or -1: a truth test
     (``bool()``) must give the same truth value, a value read (``item()``) the same value."""
@@ -1908,12 +2031,12 @@ def _failed_guard(val, guards, expect, truth):
 VALUES, PULLBACK, PUSHFORWARD = range(3)
 
 
-@njit(**NJIT)
-def _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj, flags, i, pending):
-    """A trace's reverse sweep over one-element records, from record i down: the scalar
-    branch of ``sweep`` without its checks (a trace has no hooks, freed or modified
-    records, and its sources need no delivery).  Stops at the first reached record that is
-    not one element and returns (that record, pending) for ``sweep`` to go on from."""
+@njit(**NJIT_LEAF)
+def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, pending):
+    """A trace's reverse sweep from record i down, over records of LEAN_KINDS: ``sweep``
+    without its checks (a trace has no hooks, freed or modified records, and its sources
+    need no delivery).  Stops at the first reached record of another kind and returns
+    (that record, pending) for ``sweep`` to go on from."""
     auxf = auxi.view(np.float64)
     while i >= 0 and pending > 0:
         f = flags[i]
@@ -1922,7 +2045,8 @@ def _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj, flags, i, pen
             continue
         o = op[i]
         kd = KIND[o]
-        if kd != SOURCE and (n[i] != 1 or kd > GATHER):
+        if kd != SOURCE and kd != UNARY and kd != BINARY and kd != GATHER and \
+                kd != CONCAT and kd != REDUCE:
             return i, pending
         flags[i] = f & (0xFF ^ REACHED)
         pending -= 1
@@ -1930,6 +2054,22 @@ def _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj, flags, i, pen
             i -= 1
             continue
         ra = a[i]
+        if n[i] != 1 or kd > GATHER:  # arrays
+            if kd == UNARY or kd == BINARY:
+                if op[ra] != CONST:
+                    pending += _ew_adjoint(i, False, op, a, b, c, n, off, aux, auxi, adj,
+                                           badj, bulk, flags)
+                if kd == BINARY and op[b[i]] != CONST:
+                    pending += _ew_adjoint(i, True, op, a, b, c, n, off, aux, auxi, adj,
+                                           badj, bulk, flags)
+            elif kd == GATHER:
+                pending += _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags)
+            elif kd == CONCAT:
+                pending += _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags)
+            else:
+                pending += _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
+            i -= 1
+            continue
         g0 = adj[i]
         if op[ra] != CONST:
             if kd == GATHER:
@@ -1962,6 +2102,104 @@ def _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj, flags, i, pen
                     adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], c[i])
         i -= 1
     return i, pending
+
+
+@njit(**NJIT_LEAF)
+def _seed(ins, outs, v, n, off, adj, badj, flags):
+    """Start a trace's reverse sweep: inputs reached at zero (an input the sweep never
+    reaches keeps a zero gradient), the outputs' adjoints seeded with ``v``.  Returns how
+    many records are pending."""
+    pending = 0
+    for q in range(ins.size):
+        pending += _reach(ins[q], n, off, adj, badj, flags)
+    s = 0
+    for q in range(outs.size):
+        r = outs[q]
+        pending += _reach(r, n, off, adj, badj, flags)
+        t = _view(r, n, off, adj, badj)
+        for k in range(t.size):
+            t[k] += v[s + k]
+        s += t.size
+    return pending
+
+
+@njit(**NJIT_LEAF)
+def _fill(x, v):
+    for k in range(x.size):
+        x[k] = v
+
+
+@njit(**NJIT_LEAF)
+def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
+               A, B):
+    """``trace_run`` for a program whose records are all of LEAN_KINDS, modes VALUES and
+    PULLBACK: no reference counting anywhere."""
+    op, a, b, n, off, aux = icols[0], icols[1], icols[2], icols[3], icols[4], icols[5]
+    c, val = fcols[0], fcols[1]
+    adj, badj = A[0], B[0]
+    ni, no, ng = links[0], links[1], links[2]
+    ins = links[3:3 + ni]
+    outs = links[3 + ni:3 + ni + no]
+    guards = links[3 + ni + no:3 + ni + no + ng]
+    truth = links[3 + ni + no + ng:3 + ni + no + 2 * ng]
+    for p in range(X.shape[0]):
+        _load(X[p], ins, n, off, val, bulk)
+        if _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, 0, op.size) < op.size:
+            raise RuntimeError("tapegrad: trace_lean met a record it does not replay")
+        k = _failed_guard(val, guards, expect, truth)
+        failed[p] = k
+        if k >= 0:
+            continue
+        _store(Y[p], outs, n, off, val, bulk)
+        if mode == PULLBACK:
+            for j in range(seeds.shape[0]):
+                pending = _seed(ins, outs, seeds[j], n, off, adj, badj, flags)
+                _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags,
+                            op.size - 1, pending)
+                _store(G[p, j], ins, n, off, adj, badj)
+
+
+@njit(**NJIT_LEAF)
+def trace_packed(ibuf, fbuf, mode):
+    """``trace_lean`` at one point with every array packed into two buffers (a compiled
+    call from Python costs ~100 ns per argument here; the layout is Trace._pack's).
+    Returns the first failed guard, or -1."""
+    h = ibuf[:PACK_HEADER]
+    nrec, nauxi, nlinks, nbulk, nexp, nin, nout = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+    p = PACK_HEADER
+    icols = ibuf[p:p + 6 * nrec].reshape((6, nrec))
+    p += 6 * nrec
+    auxi = ibuf[p:p + nauxi]
+    p += nauxi
+    links = ibuf[p:p + nlinks]
+    p += nlinks
+    failed = ibuf[p:p + 1]
+    p += 1
+    flags = ibuf[p:p + (nrec + 7) // 8].view(np.uint8)[:nrec]
+    q = 0
+    fcols = fbuf[q:q + 2 * nrec].reshape((2, nrec))
+    q += 2 * nrec
+    bulk = fbuf[q:q + nbulk]
+    q += nbulk
+    expect = fbuf[q:q + nexp]
+    q += nexp
+    X = fbuf[q:q + nin].reshape((1, nin))
+    q += nin
+    Y = fbuf[q:q + nout].reshape((1, nout))
+    q += nout
+    seeds = fbuf[q:q + nout].reshape((1, nout))
+    q += nout
+    G = fbuf[q:q + nin].reshape((1, 1, nin))
+    q += nin
+    A = fbuf[q:q + 2 * nrec].reshape((2, nrec))
+    q += 2 * nrec
+    B = fbuf[q:q + 2 * nbulk].reshape((2, nbulk))
+    trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
+               A, B)
+    return failed[0]
+
+
+PACK_HEADER = 8
 
 
 @njit(**NJIT)
@@ -1998,25 +2236,16 @@ def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fai
         for j in range(seeds.shape[0]):
             v = seeds[j]
             if mode == PULLBACK:
-                pending = 0
-                for q in range(ins.size):  # inputs start reached at zero: unreached stay zero
-                    t, new = _target(ins[q], n, off, adj, badj, flags)
-                    pending += new
-                s = 0
-                for q in range(outs.size):
-                    t, new = _target(outs[q], n, off, adj, badj, flags)
-                    pending += new
-                    t += v[s:s + t.size]
-                    s += t.size
-                r, pending = _sweep_scalars(op, a, b, c, val, n, off, aux, auxi, adj, badj,
-                                            flags, op.size - 1, pending)
+                pending = _seed(ins, outs, v, n, off, adj, badj, flags)
+                r, pending = _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
+                                         flags, op.size - 1, pending)
                 if pending > 0:
                     sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, r,
                           pending, True, hits, none, none, -1)
                 _store(G[p, j], ins, n, off, adj, badj)
             elif mode == PUSHFORWARD:
-                dval[:] = 0.0
-                dbulk[:] = 0.0
+                _fill(dval, 0.0)
+                _fill(dbulk, 0.0)
                 _load(v, ins, n, off, dval, dbulk)
                 tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, 0, op.size)
                 _store(G[p, j], outs, n, off, dval, dbulk)

@@ -214,6 +214,7 @@ def trace(fn, *example_args, check: bool = True, optimize: bool = True) -> Trace
 # ---------------------------------------------------------------- the trace
 
 _NO_SEEDS = np.empty((0, 0))
+_F64 = np.dtype(np.float64)
 _ONE = np.ones((1, 1))
 
 
@@ -253,11 +254,6 @@ class Trace:
         self._set(prog, meta)
 
     def _set(self, prog, meta):
-        # packed for the compiled call (see _tape.trace_run)
-        self._icols = np.ascontiguousarray(np.stack([prog[k] for k in _INTS]).astype(np.int64))
-        self._fcols = np.ascontiguousarray(np.stack([prog["c"], prog["val"]]))
-        self._auxi = np.ascontiguousarray(prog["auxi"], dtype=np.int64)
-        self._bulk = np.ascontiguousarray(prog["bulk"], dtype=np.float64)
         self._meta = meta
         self._ins = np.asarray(meta["ins"], dtype=np.int64)
         self._outs = np.asarray(meta["outs"], dtype=np.int64)
@@ -268,21 +264,60 @@ class Trace:
         self._nin = sum(self._in_sizes)
         self._nout = sum(self._out_sizes)
         g = meta["guards"]
-        self._links = np.array([len(self._ins), len(self._outs), len(g), *self._ins,
-                                *self._outs, *(x[0] for x in g), *(int(x[2]) for x in g)],
-                               dtype=np.int64)
-        self._expect = np.asarray([x[1] for x in g], dtype=np.float64)
         self._where = [x[3] for x in g]
-        self._work = _work(prog["op"].size, prog["bulk"].size)
-        # the buffers of one-point calls, reused
-        self._X1 = np.empty((1, self._nin))
-        self._Y1 = np.empty((1, self._nout))
-        self._G1 = np.empty((1, 1, self._nin))
-        self._failed1 = np.empty(1, dtype=np.int64)
+        self._pack(prog, meta)
+        # a program of the common kinds runs in the leaf kernels (no reference counting)
+        self._lean = bool(np.isin(T.KIND[prog["op"]], T.LEAN_KINDS).all())
+        self._kernel = T.trace_lean if self._lean else T.trace_run
         # gradient()'s whole argument list, built once: a call then only fills _X1
         self._grad_call = (self._icols, self._fcols, self._auxi, self._bulk, self._links,
-                           self._expect, T.PULLBACK, self._X1, self._Y1, _ONE, self._G1,
-                           self._failed1, *self._work)
+                           self._expect, T.PULLBACK, self._X1, self._Y1, self._seed1,
+                           self._G1, self._failed1, *self._work)
+
+    def _pack(self, prog, meta):
+        """Every array of a one-point call as a view into two buffers, one of ints and one
+        of floats, so a lean program's call passes two arrays (see _tape.trace_packed)."""
+        g = meta["guards"]
+        nrec, nbulk = prog["op"].size, prog["bulk"].size
+        auxi = np.ascontiguousarray(prog["auxi"], dtype=np.int64)
+        links = np.array([len(self._ins), len(self._outs), len(g), *self._ins, *self._outs,
+                          *(x[0] for x in g), *(int(x[2]) for x in g)], dtype=np.int64)
+        expect = np.asarray([x[1] for x in g], dtype=np.float64)
+        head = np.array([nrec, auxi.size, links.size, nbulk, expect.size, self._nin,
+                         self._nout, 0], dtype=np.int64)
+        assert head.size == T.PACK_HEADER
+        ints = [head, np.stack([prog[k] for k in _INTS]).astype(np.int64).reshape(-1), auxi,
+                links, np.zeros(1, dtype=np.int64), np.zeros((nrec + 7) // 8, dtype=np.int64)]
+        ibuf = np.concatenate(ints)
+        floats = [np.stack([prog["c"], prog["val"]]).astype(np.float64).reshape(-1),
+                  np.asarray(prog["bulk"], dtype=np.float64), expect,
+                  np.zeros(self._nin), np.zeros(self._nout), np.ones(self._nout),
+                  np.zeros(self._nin), np.zeros(2 * nrec), np.zeros(2 * nbulk)]
+        fbuf = np.concatenate(floats)
+        parts, p = [], 0
+        for x in ints:
+            parts.append(ibuf[p:p + x.size])
+            p += x.size
+        _, icols, self._auxi, self._links, self._failed1, fl = parts
+        self._icols = icols.reshape(6, nrec)
+        parts, p = [], 0
+        for x in floats:
+            parts.append(fbuf[p:p + x.size])
+            p += x.size
+        fcols, self._bulk, self._expect, X1, Y1, seed1, G1, A, B = parts
+        self._fcols = fcols.reshape(2, nrec)
+        # the buffers of one-point calls, reused
+        self._X1, self._Y1 = X1.reshape(1, -1), Y1.reshape(1, -1)
+        self._seed1, self._G1 = seed1.reshape(1, -1), G1.reshape(1, 1, -1)
+        self._work = (fl.view(np.uint8)[:nrec], A.reshape(2, nrec), B.reshape(2, nbulk),
+                      np.empty(nrec, dtype=np.int64))
+        self._ibuf, self._fbuf = ibuf, fbuf
+        # gradient()'s fastest path: one argument, one output element, a lean program;
+        # the argument is copied into _xv and the gradient read from _gv
+        one = len(self.in_shapes) == 1 and self._nout == 1
+        self._shape1 = self.in_shapes[0] if one else None
+        self._xv = X1.reshape(self._shape1) if one else None
+        self._gv = G1.reshape(self._shape1) if one else None
 
     # ------------------------------------------------------------ facts
     @property
@@ -380,9 +415,11 @@ class Trace:
         width = self._nin if mode == T.PULLBACK else self._nout
         G = np.empty((npts, seeds.shape[0], width))
         failed = np.empty(npts, dtype=np.int64)
-        T.trace_run(self._icols, self._fcols if fcols is None else fcols, self._auxi,
-                    self._bulk if bulk is None else bulk, self._links, self._expect, mode, X,
-                    Y, seeds, G, failed, *(self._work if work is None else work))
+        work = self._work if work is None else work
+        kernel = self._kernel if mode != T.PUSHFORWARD else T.trace_run
+        kernel(self._icols, self._fcols if fcols is None else fcols, self._auxi,
+               self._bulk if bulk is None else bulk, self._links, self._expect, mode, X, Y,
+               seeds, G, failed, *(work if kernel is T.trace_run else work[:3]))
         if not E._blas_pinned:
             E.pin_blas_once()
         return Y, G, failed
@@ -398,7 +435,10 @@ class Trace:
         if self._nout != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         self._x1(args)
-        T.trace_run(*self._grad_call)
+        if self._lean:
+            T.trace_packed(self._ibuf, self._fbuf, T.PULLBACK)
+        else:
+            T.trace_run(*self._grad_call)
         if not E._blas_pinned:
             E.pin_blas_once()
         if self._failed1[0] >= 0:
@@ -420,12 +460,31 @@ class Trace:
         if self._nout != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
 
+    def _fast(self, args) -> bool:
+        """gradient()'s fastest path: True when it ran (one float64 array or float of the
+        recorded shape, a lean program, every guard held)."""
+        if self._xv is None or not self._lean or len(args) != 1:
+            return False
+        x = args[0]
+        if x.__class__ is np.ndarray:
+            if x.dtype is not _F64 or x.shape != self._shape1:
+                return False
+        elif x.__class__ is not float or self._shape1 != ():
+            return False
+        self._xv[...] = x
+        return T.trace_packed(self._ibuf, self._fbuf, T.PULLBACK) < 0
+
     def gradient(self, *args):
         """The gradient of the (one-element) output with respect to each argument."""
+        if self._fast(args):
+            return self._gv.copy() if self._shape1 != () else float(self._gv)
         return self._per_input(self._gradient1(args))
 
     def value_and_grad(self, *args):
-        g = self._per_input(self._gradient1(args))
+        if self._fast(args):
+            g = self._gv.copy() if self._shape1 != () else float(self._gv)
+        else:
+            g = self._per_input(self._gradient1(args))
         return float(self._Y1[0, 0]), g
 
     def jvp(self, args, tangents):
