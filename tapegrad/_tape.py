@@ -905,6 +905,10 @@ def _unary_adjoints(o, badj, bulk, gi, xi, yi, m, c, d):
     elif o == RELU:
         for k in range(mu):
             badj[xu + k] += badj[gu + k] if bulk[yu + k] > 0.0 else 0.0
+    elif o == POWC and c == 2.0:  # x ** 2: g * 2 * x ** 1.0, and x ** 1.0 is x
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += gk * c * bulk[xu + k] if gk != 0.0 else 0.0
     else:
         for k in range(mu):
             gk = badj[gu + k]
@@ -962,6 +966,9 @@ def _unary_values(o, bulk, yi, xi, m, c, d):
     elif o == NEG:
         for k in range(mu):
             bulk[yu + k] = -bulk[xu + k]
+    elif o == POWC and c == 2.0:  # as NumPy's power: a square is x * x
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * bulk[xu + k]
     else:
         for k in range(mu):
             bulk[yu + k] = _unary_f(o, bulk[xu + k], c, d)
@@ -1074,6 +1081,13 @@ def _move(dst, do, src, so, auxi, at, how, w=1.0):
                 o, k = su + base + p * s0, du + p * n1
                 for q in range(n1):
                     dst[k + q] = src[o + q * s1]
+        elif how == MOVE_SCATTER_ADD and s1 == 0:  # a broadcast's adjoint: sums
+            for p in range(n0):
+                o, k = du + base + p * s0, su + p * n1
+                t = 0.0
+                for q in range(n1):
+                    t += src[k + q]
+                dst[o] += t * w
         elif how == MOVE_SCATTER_ADD:
             for p in range(n0):
                 o, k = du + base + p * s0, su + p * n1
@@ -1183,8 +1197,8 @@ def _reach(r, n, off, adj, badj, flags):
     if m == 1:
         adj[r] = 0.0
     else:
-        o = off[r]
-        for k in range(m):
+        o = _u(off[r])
+        for k in range(_u(m)):
             badj[o + k] = 0.0
     return 1
 
@@ -2105,17 +2119,19 @@ def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, 
 
 
 @njit(**NJIT_LEAF)
-def _seed(ins, outs, v, n, off, adj, badj, flags):
+def _seed(ins, outs, v, n, off, adj, badj, flags, reach):
     """Start a trace's reverse sweep: inputs reached at zero (an input the sweep never
     reaches keeps a zero gradient), the outputs' adjoints seeded with ``v``.  Returns how
-    many records are pending."""
+    many records are pending.  Without ``reach`` (the dense sweep, over adjoints zeroed
+    beforehand) only seeds, leaving the flags alone."""
     pending = 0
-    for q in range(ins.size):
+    for q in range(ins.size if reach else 0):
         pending += _reach(ins[q], n, off, adj, badj, flags)
     s = 0
     for q in range(outs.size):
         r = outs[q]
-        pending += _reach(r, n, off, adj, badj, flags)
+        if reach:
+            pending += _reach(r, n, off, adj, badj, flags)
         t = _view(r, n, off, adj, badj)
         for k in range(t.size):
             t[k] += v[s + k]
@@ -2133,7 +2149,8 @@ def _fill(x, v):
 def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
                A, B):
     """``trace_run`` for a program whose records are all of LEAN_KINDS, modes VALUES and
-    PULLBACK: no reference counting anywhere."""
+    PULLBACK: no reference counting anywhere.  With the DENSE bit in ``mode`` (a program
+    of one-element records), the reverse sweep is ``_sweep_dense``."""
     op, a, b, n, off, aux = icols[0], icols[1], icols[2], icols[3], icols[4], icols[5]
     c, val = fcols[0], fcols[1]
     adj, badj = A[0], B[0]
@@ -2151,12 +2168,66 @@ def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fa
         if k >= 0:
             continue
         _store(Y[p], outs, n, off, val, bulk)
-        if mode == PULLBACK:
+        if mode & 7 == PULLBACK:
             for j in range(seeds.shape[0]):
-                pending = _seed(ins, outs, seeds[j], n, off, adj, badj, flags)
-                _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags,
-                            op.size - 1, pending)
+                if mode & DENSE:
+                    _fill(adj, 0.0)
+                    _fill(badj, 0.0)
+                    _seed(ins, outs, seeds[j], n, off, adj, badj, flags, False)
+                    _sweep_dense(op, a, b, c, val, n, off, aux, auxi, adj, badj)
+                else:
+                    pending = _seed(ins, outs, seeds[j], n, off, adj, badj, flags, True)
+                    _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags,
+                                op.size - 1, pending)
                 _store(G[p, j], ins, n, off, adj, badj)
+
+
+DENSE = 8  # a mode bit for trace_lean: every record but the sources has one element
+
+
+@njit(**NJIT_LEAF)
+def _sweep_dense(op, a, b, c, val, n, off, aux, auxi, adj, badj):
+    """The reverse sweep of a program of one-element records (sources aside), over
+    adjoints zeroed beforehand and seeded: no reached flags, no pending count.  A record
+    whose adjoint is zero (unreached, or reached with zero) passes nothing on, as in
+    ``sweep``; a constant operand's adjoint slot is written and never read."""
+    auxf = auxi.view(np.float64)
+    nxt = -1  # the adjoint just updated, kept in a register for the next record (as replay)
+    carry = 0.0
+    for i in range(op.size - 1, -1, -1):
+        g0 = carry if i == nxt else adj[i]
+        if g0 == 0.0:
+            continue
+        o = op[i]
+        kd = KIND[o]
+        if kd == SOURCE:
+            continue
+        ra = a[i]
+        if kd == UNARY:
+            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+            carry = adj[ra] + _unary_b(o, g0, val[ra], val[i], c[i], dd)
+            adj[ra] = carry
+            nxt = ra
+        elif kd == BINARY:
+            rb = b[i]
+            x, z, y, cc = val[ra], val[rb], val[i], c[i]
+            ta = adj[ra] + _binary_ba(o, g0, x, z, y, cc)
+            adj[ra] = ta
+            tb = adj[rb] + _binary_bb(o, g0, x, z, y, cc)
+            adj[rb] = tb
+            if rb == i - 1:
+                carry, nxt = tb, rb
+            elif ra == i - 1:
+                carry, nxt = ta, ra
+            else:
+                nxt = -1
+        else:  # GATHER: element 0 of the map
+            at = aux[i]
+            k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
+            if n[ra] == 1:
+                adj[ra] += g0
+            else:
+                badj[off[ra] + k] += g0
 
 
 @njit(**NJIT_LEAF)
@@ -2194,8 +2265,8 @@ def trace_packed(ibuf, fbuf, mode):
     A = fbuf[q:q + 2 * nrec].reshape((2, nrec))
     q += 2 * nrec
     B = fbuf[q:q + 2 * nbulk].reshape((2, nbulk))
-    trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
-               A, B)
+    trace_lean(icols, fcols, auxi, bulk, links, expect, mode | h[7], X, Y, seeds, G, failed,
+               flags, A, B)
     return failed[0]
 
 
@@ -2236,7 +2307,7 @@ def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fai
         for j in range(seeds.shape[0]):
             v = seeds[j]
             if mode == PULLBACK:
-                pending = _seed(ins, outs, v, n, off, adj, badj, flags)
+                pending = _seed(ins, outs, v, n, off, adj, badj, flags, True)
                 r, pending = _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
                                          flags, op.size - 1, pending)
                 if pending > 0:

@@ -265,9 +265,13 @@ class Trace:
         self._nout = sum(self._out_sizes)
         g = meta["guards"]
         self._where = [x[3] for x in g]
+        # a program of the common kinds runs in the leaf kernels (no reference counting);
+        # one of one-element records (sources aside) sweeps back without reached flags
+        kinds = T.KIND[prog["op"]]
+        self._lean = bool(np.isin(kinds, T.LEAN_KINDS).all())
+        scalar = (kinds == T.SOURCE) | ((prog["n"] == 1) & (kinds <= T.GATHER))
+        self._dense = T.DENSE if self._lean and scalar.all() else 0
         self._pack(prog, meta)
-        # a program of the common kinds runs in the leaf kernels (no reference counting)
-        self._lean = bool(np.isin(T.KIND[prog["op"]], T.LEAN_KINDS).all())
         self._kernel = T.trace_lean if self._lean else T.trace_run
         # gradient()'s whole argument list, built once: a call then only fills _X1
         self._grad_call = (self._icols, self._fcols, self._auxi, self._bulk, self._links,
@@ -284,7 +288,7 @@ class Trace:
                           *(x[0] for x in g), *(int(x[2]) for x in g)], dtype=np.int64)
         expect = np.asarray([x[1] for x in g], dtype=np.float64)
         head = np.array([nrec, auxi.size, links.size, nbulk, expect.size, self._nin,
-                         self._nout, 0], dtype=np.int64)
+                         self._nout, self._dense], dtype=np.int64)
         assert head.size == T.PACK_HEADER
         ints = [head, np.stack([prog[k] for k in _INTS]).astype(np.int64).reshape(-1), auxi,
                 links, np.zeros(1, dtype=np.int64), np.zeros((nrec + 7) // 8, dtype=np.int64)]
@@ -417,9 +421,11 @@ class Trace:
         failed = np.empty(npts, dtype=np.int64)
         work = self._work if work is None else work
         kernel = self._kernel if mode != T.PUSHFORWARD else T.trace_run
+        lean = kernel is T.trace_lean
         kernel(self._icols, self._fcols if fcols is None else fcols, self._auxi,
-               self._bulk if bulk is None else bulk, self._links, self._expect, mode, X, Y,
-               seeds, G, failed, *(work if kernel is T.trace_run else work[:3]))
+               self._bulk if bulk is None else bulk, self._links, self._expect,
+               mode | self._dense if lean else mode, X, Y, seeds, G, failed,
+               *(work[:3] if lean else work))
         if not E._blas_pinned:
             E.pin_blas_once()
         return Y, G, failed

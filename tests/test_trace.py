@@ -14,6 +14,7 @@ import pytest
 from op_specs import case_id, cases, inputs_for, seed_of
 
 import tapegrad
+from tapegrad import _tape as T
 from tapegrad.bench.workloads import WORKLOADS, an_ode_state
 
 try:
@@ -118,6 +119,54 @@ def test_op_replayed_at_new_inputs(spec, case):
         expect = sum(np.tensordot(j, ti, axes=ti.ndim) if ti.ndim else j * ti
                      for j, ti in zip(jr, t))
         _close(ty, expect, "jvp vs J t")
+
+
+def _pullback_with(tr, moved, v, kernel, dense):
+    """tr's (outputs, vjp) computed by the given compiled kernel, DENSE bit or not."""
+    saved = tr._kernel, tr._dense
+    tr._kernel, tr._dense = kernel, dense
+    try:
+        return tr._one_point(moved, T.PULLBACK, np.asarray(v, dtype=float).reshape(1, -1))
+    finally:
+        tr._kernel, tr._dense = saved
+
+
+@pytest.mark.parametrize(("spec", "case"), [p for p in ROWS if not _refused(p.values[0])])
+def test_leaf_kernels_agree_with_the_general_sweep(spec, case):
+    """A program of LEAN_KINDS replays and sweeps in leaf kernels (trace_lean; the dense
+    sweep for one-element programs; trace_packed for gradient()).  Each must give the very
+    numbers trace_run gives, which shares nothing with them but the per-op formulas."""
+    arrays = inputs_for(spec, case)
+    tr = tapegrad.trace(lambda *xs: spec.fn(tapegrad, *xs), *arrays)
+    if not tr._lean:
+        return
+    moved = _moved(spec, case)
+    v = np.random.default_rng(seed_of(case_id(spec, case) + "/lean")).standard_normal(
+        tuple(tr.out_shapes[0]))
+    y0, g0 = _pullback_with(tr, moved, v, T.trace_run, 0)
+    ways = [(T.trace_lean, 0)] + ([(T.trace_lean, T.DENSE)] if tr._dense else [])
+    for kernel, dense in ways:
+        y, g = _pullback_with(tr, moved, v, kernel, dense)
+        np.testing.assert_array_equal(y, y0, err_msg=f"values, dense={dense}")
+        np.testing.assert_array_equal(g, g0, err_msg=f"vjp, dense={dense}")
+    if len(moved) == 1 and tr._nout == 1:  # gradient()'s packed call
+        _, g1 = _pullback_with(tr, moved, np.ones(1), T.trace_run, 0)
+        got = tr.gradient(moved[0])
+        np.testing.assert_array_equal(np.asarray(got).reshape(-1), g1[0])
+
+
+def test_leaf_kernels_cover_the_workloads():
+    """The benchmark workloads run in the leaf kernels (the test above compares them)."""
+    kinds = {}
+    for name in ("det_by_minor_3", "llsq_obj", "an_ode", "scalar_chain"):
+        case = WORKLOADS[name].case()
+        consts = {k: tapegrad.tensor(c) if isinstance(c, np.ndarray) else c
+                  for k, c in case.consts.items()}
+        tr = tapegrad.trace(lambda *ps, n=name, k=consts: WORKLOADS[n].torch_fn(
+            tapegrad, list(ps), k), *case.params)
+        kinds[name] = (tr._lean, bool(tr._dense))
+    assert kinds == {"det_by_minor_3": (True, True), "llsq_obj": (True, False),
+                     "an_ode": (True, False), "scalar_chain": (True, True)}
 
 
 GRADCHECK_ROWS = [p for p in ROWS if p.values[0].gradcheck and not _refused(p.values[0])]
