@@ -225,9 +225,9 @@ def _work(k, nbulk):
 
 
 def _padded(a):
-    """A copy of ``a`` with 256 bytes of its own on either side.  Small arrays allocated
-    by different threads otherwise share cache lines, and every write of one thread's
-    replay then stalls the other's (gradient_batch ran no faster on two threads than one)."""
+    """A copy of ``a`` with 256 bytes of its own on either side, for one thread of a
+    batch: small arrays allocated by different threads can share cache lines, and the
+    program arrays sit in the trace's buffers beside what its one-point calls write."""
     pad = 256 // a.itemsize
     buf = np.empty(a.size + 2 * pad, dtype=a.dtype)
     out = buf[pad:pad + a.size].reshape(a.shape)
@@ -421,9 +421,12 @@ class Trace:
             parts.append(a.reshape(-1))
         return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None):
+    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None,
+             prog=None):
         """One compiled call: replay at each row of X, then sweeps per row of ``seeds``
-        (``fcols``, ``bulk``, ``work``: a thread's own copies, for batches)."""
+        (``fcols``, ``bulk``, ``work``, ``prog``: a thread's own copies, for batches)."""
+        icols, auxi, links, expect = (self._icols, self._auxi, self._links,
+                                      self._expect) if prog is None else prog
         seeds = _NO_SEEDS if seeds is None else seeds
         npts = X.shape[0]
         Y = np.empty((npts, self._nout))
@@ -433,8 +436,8 @@ class Trace:
         work = self._work if work is None else work
         kernel = self._kernel if mode != T.PUSHFORWARD else T.trace_run
         lean = kernel is T.trace_lean
-        kernel(self._icols, self._fcols if fcols is None else fcols, self._auxi,
-               self._bulk if bulk is None else bulk, self._links, self._expect,
+        kernel(icols, self._fcols if fcols is None else fcols, auxi,
+               self._bulk if bulk is None else bulk, links, expect,
                mode | self._dense if lean else mode, X, Y, seeds, G, failed,
                *(work[:3] if lean else work))
         if not E._blas_pinned:
@@ -586,9 +589,11 @@ class Trace:
             cuts = np.linspace(0, npts, threads + 1).astype(int)
 
             def chunk(t):
+                prog = tuple(_padded(a) for a in (self._icols, self._auxi, self._links,
+                                                  self._expect))
                 return self._run(flat[cuts[t]:cuts[t + 1]], T.PULLBACK, seeds,
                                  _padded(self._fcols), _padded(self._bulk),
-                                 _work(self.num_records, self._bulk.size))
+                                 _work(self.num_records, self._bulk.size), prog)
             with concurrent.futures.ThreadPoolExecutor(threads) as pool:
                 res = list(pool.map(chunk, range(threads)))
             G = np.concatenate([r[1] for r in res])
