@@ -1661,10 +1661,18 @@ LEAN_KINDS = (SOURCE, UNARY, BINARY, GATHER, REDUCE, CONCAT)  # what the leaf sw
 # The leaf sweeps take the per-record helpers inlined: a compiled call passes each array as
 # its seven fields, ~40 ns for a dozen arrays, more than a 100-element loop costs.  ``sweep``
 # calls the same functions out of line.
-_ew_adjoint_i = njit(inline="always", **NJIT_LEAF)(_ew_adjoint.py_func)
-_gather_adjoint_i = njit(inline="always", **NJIT_LEAF)(_gather_adjoint.py_func)
-_concat_adjoint_i = njit(inline="always", **NJIT_LEAF)(_concat_adjoint.py_func)
-_reduce_adjoint_i = njit(inline="always", **NJIT_LEAF)(_reduce_adjoint.py_func)
+
+
+def _inlined(f):
+    """``f`` again, inlined where called (``f`` itself is the plain function with the JIT
+    off)."""
+    return njit(inline="always", **NJIT_LEAF)(getattr(f, "py_func", f))
+
+
+_ew_adjoint_i = _inlined(_ew_adjoint)
+_gather_adjoint_i = _inlined(_gather_adjoint)
+_concat_adjoint_i = _inlined(_concat_adjoint)
+_reduce_adjoint_i = _inlined(_reduce_adjoint)
 
 
 @njit(**NJIT_LEAF)
