@@ -1057,13 +1057,14 @@ MOVE_GATHER, MOVE_SCATTER_ADD, MOVE_SCATTER, MOVE_GATHER_ADD = range(4)  # _move
 
 
 @njit(**NJIT_LEAF)
-def _move(dst, do, src, so, auxi, at, how, w=1.0):
+def _move(dst, do, src, so, auxi, at, how, w):
     """Move elements along the index map at ``auxi[at]`` (element k of the map's index
     space has offset m[k]): MOVE_GATHER dst[do + k] = src[so + m[k]], MOVE_SCATTER_ADD
     dst[do + m[k]] += src[so + k], MOVE_SCATTER dst[do + m[k]] = src[so + k],
-    MOVE_GATHER_ADD dst[do + k] += src[so + m[k]] (the adding ways times ``w``).  Walks
-    the map where it is stored, building nothing.  Offsets are unsigned: a negative
-    stride wraps around to the same index."""
+    MOVE_GATHER_ADD dst[do + k] += src[so + m[k]] (the adding ways times ``w``; no
+    default, so every call has one signature and it compiles once).  Walks the map where
+    it is stored, building nothing.  Offsets are unsigned: a negative stride wraps around
+    to the same index."""
     ndim = auxi[at]
     du, su = _u(do), _u(so)
     if ndim < 0:  # an explicit map
@@ -1253,7 +1254,7 @@ def _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags):
         return 0
     new = _reach(ra, n, off, adj, badj, flags)
     _move(_view(ra, n, off, adj, badj), 0, _view(i, n, off, adj, badj), 0, auxi, aux[i],
-          MOVE_SCATTER_ADD)
+          MOVE_SCATTER_ADD, 1.0)
     return new
 
 
@@ -1270,7 +1271,7 @@ def _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags):
         ndim = auxi[pos + 1]
         if op[rj] != CONST:
             new += _reach(rj, n, off, adj, badj, flags)
-            _move(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD)
+            _move(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD, 1.0)
         pos += 3 + 2 * ndim
     return new
 
@@ -1704,7 +1705,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
         elif kd == GATHER:
             _move(_view(i, n, off, val, bulk), 0, _view(ra, n, off, val, bulk), 0, auxi,
-                  aux[i], MOVE_GATHER)
+                  aux[i], MOVE_GATHER, 1.0)
         elif kd == CONCAT:
             y = _view(i, n, off, val, bulk)
             at = aux[i]
@@ -1712,7 +1713,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER)
+                _move(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
         elif kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
             x = _view(ra, n, off, val, bulk)
@@ -1724,7 +1725,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 y[0] = t * cc
             else:
                 _fill(y, 0.0)
-                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD)
+                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
                 for k in range(y.size):
                     y[k] *= cc
         else:
@@ -1900,7 +1901,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
                     t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
                 ty[k] = t
         elif kd == GATHER:
-            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER)
+            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
         elif kd == REDUCE or kd == NORM or kd == PRODUCT:
             x = _view(ra, n, off, val, bulk)
             tx = _view(ra, n, off, dval, dbulk)
@@ -2006,7 +2007,7 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER)
+                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
 
 
