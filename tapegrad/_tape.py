@@ -1843,10 +1843,10 @@ def _replay_other(op, a, b, c, val, n, off, aux, auxi, bulk, i):
                             y[k] = x[k] - top - math.log(s)
 
 
-@njit(**NJIT)
-def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop):
-    """Forward-mode sweep: the tangent of every record from its operands' tangents
-    (values from a ``replay``; source records' tangents are set by the caller)."""
+@njit(**NJIT_LEAF)
+def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop):
+    """Forward-mode sweep over records ``start ..`` while their kinds are LEAN_KINDS;
+    returns the first record it did not push forward (``stop`` when done)."""
     auxf = auxi.view(np.float64)
     for i in range(start, stop):
         o = op[i]
@@ -1902,105 +1902,14 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
                 ty[k] = t
         elif kd == GATHER:
             _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
-        elif kd == REDUCE or kd == NORM or kd == PRODUCT:
-            x = _view(ra, n, off, val, bulk)
+        elif kd == REDUCE:  # the scaled sum of the group's tangents, in element order
+            _fill(ty, 0.0)
             tx = _view(ra, n, off, dval, dbulk)
-            ty[:] = 0.0
-            m = group_map(auxi, aux[i], x.size)
-            if kd == REDUCE:
-                for k in range(x.size):
-                    ty[m[k]] += tx[k] * cc
-            elif kd == NORM:
-                for k in range(x.size):
-                    j = m[k]
-                    if y[j] != 0.0:
-                        ty[j] += x[k] * tx[k] / y[j]
-            else:  # product of the other elements of the group, exact with zeros
-                zeros, nonzero = _group_products(x, m, y.size)
-                for k in range(x.size):
-                    j = m[k]
-                    if zeros[j] == 0:
-                        ty[j] += tx[k] * nonzero[j] / x[k]
-                    elif zeros[j] == 1 and x[k] == 0.0:
-                        ty[j] += tx[k] * nonzero[j]
-        elif kd == MATMUL:
-            at = aux[i]
-            mm = auxi[at]
-            kk = auxi[at + 1]
-            nn = auxi[at + 2]
-            nb = auxi[at + 3]
-            rb = b[i]
-            x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
-            z3 = _view(rb, n, off, val, bulk).reshape((nb, kk, nn))
-            tx3 = _view(ra, n, off, dval, dbulk).reshape((nb, mm, kk))
-            tz3 = _view(rb, n, off, dval, dbulk).reshape((nb, kk, nn))
-            ty3 = ty.reshape((nb, mm, nn))
-            for q in range(nb):
-                ty3[q] = np.dot(tx3[q], z3[q]) + np.dot(x3[q], tz3[q])
-        elif kd == SETITEM or kd == SCATTERADD:  # linear: the tangent is the same op
-            _replace_at(kd, ty, _view(ra, n, off, dval, dbulk), _view(b[i], n, off, dval, dbulk),
-                        auxi, aux[i])
-        elif kd == FILL:
-            ty[:] = 0.0
-        elif kd == COPY:
-            ty[:] = _view(b[i], n, off, dval, dbulk)
-        elif kd == MASK:
-            tx = _view(ra, n, off, dval, dbulk)
-            mask = _view(int(cc), n, off, val, bulk)
-            rb = b[i]
-            for k in range(y.size):
-                if mask[k] != 0.0:
-                    ty[k] = tx[k]
-                elif rb >= 0:
-                    ty[k] = dbulk[off[rb] + k] if n[rb] != 1 else dval[rb]
-                else:
-                    ty[k] = 0.0
-        elif kd == EXTREME:
-            x = _view(ra, n, off, val, bulk)
-            tx = _view(ra, n, off, dval, dbulk)
-            m = group_map(auxi, aux[i], x.size)
-            ties = np.zeros(y.size)
-            ty[:] = 0.0
-            for k in range(x.size):
-                if x[k] == y[m[k]]:
-                    ties[m[k]] += 1.0
-                    ty[m[k]] += tx[k]
-            for j in range(y.size):
-                if ties[j] > 0.0:
-                    ty[j] /= ties[j]
-        elif kd == SCAN or kd == SOFTMAXES:
-            x = _view(ra, n, off, val, bulk)
-            tx = _view(ra, n, off, dval, dbulk)
-            at = aux[i]
-            outer = auxi[at]
-            length = auxi[at + 1]
-            inner = auxi[at + 2]
-            for p in range(outer):
-                for q in range(inner):
-                    base = p * length * inner + q
-                    if o == CUMSUM:
-                        acc = 0.0
-                        for t in range(length):
-                            acc += tx[base + t * inner]
-                            ty[base + t * inner] = acc
-                    elif o == CUMPROD:  # d y_t = sum_s prod_{r<=t, r!=s} x_r dx_s, exact at zeros
-                        for t in range(length):
-                            acc = 0.0
-                            for s in range(t + 1):
-                                pr = tx[base + s * inner]
-                                for r in range(t + 1):
-                                    if r != s:
-                                        pr *= x[base + r * inner]
-                                acc += pr
-                            ty[base + t * inner] = acc
-                    else:
-                        acc = 0.0
-                        for t in range(length):
-                            k = base + t * inner
-                            acc += tx[k] * (y[k] if o == SOFTMAX else math.exp(y[k]))
-                        for t in range(length):
-                            k = base + t * inner
-                            ty[k] = y[k] * (tx[k] - acc) if o == SOFTMAX else tx[k] - acc
+            if aux[i] < 0:
+                for k in range(tx.size):
+                    ty[0] += tx[k] * cc
+            else:
+                _move(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
         elif kd == CONCAT:
             at = aux[i]
             pos = at + 1
@@ -2009,6 +1918,129 @@ def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop)
                 ndim = auxi[pos + 1]
                 _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
+        else:
+            return i
+    return stop
+
+
+@njit(**NJIT)
+def tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start, stop):
+    """Forward-mode sweep: the tangent of every record from its operands' tangents
+    (values from a ``replay``; source records' tangents are set by the caller): the
+    common kinds in a leaf, the others here."""
+    i = start
+    while i < stop:
+        i = _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, i, stop)
+        if i < stop:
+            _tangent_other(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, i)
+            i += 1
+
+
+@njit(**NJIT)
+def _tangent_other(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, i):
+    """The tangent of record i, of a kind the leaf leaves (they allocate)."""
+    o = op[i]
+    kd = KIND[o]
+    ra = a[i]
+    cc = c[i]
+    y = _view(i, n, off, val, bulk)
+    ty = _view(i, n, off, dval, dbulk)
+    if kd == NORM or kd == PRODUCT:
+        x = _view(ra, n, off, val, bulk)
+        tx = _view(ra, n, off, dval, dbulk)
+        ty[:] = 0.0
+        m = group_map(auxi, aux[i], x.size)
+        if kd == NORM:
+            for k in range(x.size):
+                j = m[k]
+                if y[j] != 0.0:
+                    ty[j] += x[k] * tx[k] / y[j]
+        else:  # product of the other elements of the group, exact with zeros
+            zeros, nonzero = _group_products(x, m, y.size)
+            for k in range(x.size):
+                j = m[k]
+                if zeros[j] == 0:
+                    ty[j] += tx[k] * nonzero[j] / x[k]
+                elif zeros[j] == 1 and x[k] == 0.0:
+                    ty[j] += tx[k] * nonzero[j]
+    elif kd == MATMUL:
+        at = aux[i]
+        mm = auxi[at]
+        kk = auxi[at + 1]
+        nn = auxi[at + 2]
+        nb = auxi[at + 3]
+        rb = b[i]
+        x3 = _view(ra, n, off, val, bulk).reshape((nb, mm, kk))
+        z3 = _view(rb, n, off, val, bulk).reshape((nb, kk, nn))
+        tx3 = _view(ra, n, off, dval, dbulk).reshape((nb, mm, kk))
+        tz3 = _view(rb, n, off, dval, dbulk).reshape((nb, kk, nn))
+        ty3 = ty.reshape((nb, mm, nn))
+        for q in range(nb):
+            ty3[q] = np.dot(tx3[q], z3[q]) + np.dot(x3[q], tz3[q])
+    elif kd == SETITEM or kd == SCATTERADD:  # linear: the tangent is the same op
+        _replace_at(kd, ty, _view(ra, n, off, dval, dbulk), _view(b[i], n, off, dval, dbulk),
+                    auxi, aux[i])
+    elif kd == FILL:
+        ty[:] = 0.0
+    elif kd == COPY:
+        ty[:] = _view(b[i], n, off, dval, dbulk)
+    elif kd == MASK:
+        tx = _view(ra, n, off, dval, dbulk)
+        mask = _view(int(cc), n, off, val, bulk)
+        rb = b[i]
+        for k in range(y.size):
+            if mask[k] != 0.0:
+                ty[k] = tx[k]
+            elif rb >= 0:
+                ty[k] = dbulk[off[rb] + k] if n[rb] != 1 else dval[rb]
+            else:
+                ty[k] = 0.0
+    elif kd == EXTREME:
+        x = _view(ra, n, off, val, bulk)
+        tx = _view(ra, n, off, dval, dbulk)
+        m = group_map(auxi, aux[i], x.size)
+        ties = np.zeros(y.size)
+        ty[:] = 0.0
+        for k in range(x.size):
+            if x[k] == y[m[k]]:
+                ties[m[k]] += 1.0
+                ty[m[k]] += tx[k]
+        for j in range(y.size):
+            if ties[j] > 0.0:
+                ty[j] /= ties[j]
+    elif kd == SCAN or kd == SOFTMAXES:
+        x = _view(ra, n, off, val, bulk)
+        tx = _view(ra, n, off, dval, dbulk)
+        at = aux[i]
+        outer = auxi[at]
+        length = auxi[at + 1]
+        inner = auxi[at + 2]
+        for p in range(outer):
+            for q in range(inner):
+                base = p * length * inner + q
+                if o == CUMSUM:
+                    acc = 0.0
+                    for t in range(length):
+                        acc += tx[base + t * inner]
+                        ty[base + t * inner] = acc
+                elif o == CUMPROD:  # d y_t = sum_s prod_{r<=t, r!=s} x_r dx_s, exact at zeros
+                    for t in range(length):
+                        acc = 0.0
+                        for s in range(t + 1):
+                            pr = tx[base + s * inner]
+                            for r in range(t + 1):
+                                if r != s:
+                                    pr *= x[base + r * inner]
+                            acc += pr
+                        ty[base + t * inner] = acc
+                else:
+                    acc = 0.0
+                    for t in range(length):
+                        k = base + t * inner
+                        acc += tx[k] * (y[k] if o == SOFTMAX else math.exp(y[k]))
+                    for t in range(length):
+                        k = base + t * inner
+                        ty[k] = y[k] * (tx[k] - acc) if o == SOFTMAX else tx[k] - acc
 
 
 # ---- the driver: one compiled call per trace method.  ``ins``/``outs``: the input and
@@ -2157,6 +2189,14 @@ def _seed(ins, outs, v, n, off, adj, badj, flags, reach):
 
 
 @njit(**NJIT_LEAF)
+def _zero_sources(op, n, off, col, arena):
+    """Zero the values of the source records (inputs, constants) in ``col``/``arena``."""
+    for i in range(op.size):
+        if KIND[op[i]] == SOURCE:
+            _fill(_view(i, n, off, col, arena), 0.0)
+
+
+@njit(**NJIT_LEAF)
 def _fill(x, v):
     for k in range(x.size):
         x[k] = v
@@ -2165,12 +2205,13 @@ def _fill(x, v):
 @njit(**NJIT_LEAF)
 def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
                A, B):
-    """``trace_run`` for a program whose records are all of LEAN_KINDS, modes VALUES and
-    PULLBACK: no reference counting anywhere.  With the DENSE bit in ``mode`` (a program
+    """``trace_run`` for a program whose records are all of LEAN_KINDS: no reference
+    counting anywhere.  With the DENSE bit in ``mode`` (a program
     of one-element records), the reverse sweep is ``_sweep_dense``."""
     op, a, b, n, off, aux = icols[0], icols[1], icols[2], icols[3], icols[4], icols[5]
     c, val = fcols[0], fcols[1]
     adj, badj = A[0], B[0]
+    dval, dbulk = A[1], B[1]
     ni, no, ng = links[0], links[1], links[2]
     ins = links[3:3 + ni]
     outs = links[3 + ni:3 + ni + no]
@@ -2197,6 +2238,14 @@ def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fa
                     _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags,
                                 op.size - 1, pending)
                 _store(G[p, j], ins, n, off, adj, badj)
+        elif mode & 7 == PUSHFORWARD:
+            for j in range(seeds.shape[0]):
+                # every other record's tangent is written whole before it is read
+                _zero_sources(op, n, off, dval, dbulk)
+                _load(seeds[j], ins, n, off, dval, dbulk)
+                _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, 0,
+                              op.size)
+                _store(G[p, j], outs, n, off, dval, dbulk)
 
 
 DENSE = 8  # a mode bit for trace_lean: every record but the sources has one element

@@ -131,11 +131,22 @@ def _pullback_with(tr, moved, v, kernel, dense):
         tr._kernel, tr._dense = saved
 
 
+def _pushforward_with(tr, moved, t, kernel):
+    """tr's output tangent for the input tangent t, computed by the given kernel."""
+    saved = tr._kernel
+    tr._kernel = kernel
+    try:
+        return tr._one_point(moved, T.PUSHFORWARD, t.reshape(1, -1))[1]
+    finally:
+        tr._kernel = saved
+
+
 @pytest.mark.parametrize(("spec", "case"), [p for p in ROWS if not _refused(p.values[0])])
 def test_leaf_kernels_agree_with_the_general_sweep(spec, case):
     """A program of LEAN_KINDS replays and sweeps in leaf kernels (trace_lean; the dense
     sweep for one-element programs; trace_packed for gradient()).  Each must give the very
-    numbers trace_run gives, which shares nothing with them but the per-op formulas."""
+    numbers trace_run gives, which runs the general ``sweep`` (forward mode: the two share
+    the leaf tangent, so this checks the leaf driver)."""
     arrays = inputs_for(spec, case)
     tr = tapegrad.trace(lambda *xs: spec.fn(tapegrad, *xs), *arrays)
     if not tr._lean:
@@ -149,6 +160,11 @@ def test_leaf_kernels_agree_with_the_general_sweep(spec, case):
         y, g = _pullback_with(tr, moved, v, kernel, dense)
         np.testing.assert_array_equal(y, y0, err_msg=f"values, dense={dense}")
         np.testing.assert_array_equal(g, g0, err_msg=f"vjp, dense={dense}")
+    t = np.random.default_rng(seed_of(case_id(spec, case) + "/tangent")).standard_normal(
+        tr._nin)
+    tangents = [_pushforward_with(tr, moved, t, kernel) for kernel in (T.trace_run,
+                                                                         T.trace_lean)]
+    np.testing.assert_array_equal(tangents[1], tangents[0], err_msg="jvp")
     if len(moved) == 1 and tr._nout == 1:  # gradient()'s packed call
         _, g1 = _pullback_with(tr, moved, np.ones(1), T.trace_run, 0)
         got = tr.gradient(moved[0])
