@@ -248,6 +248,9 @@ PYFUNC_OUT = 126
 CMPC = 131
 CMP = 132
 CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_EQ, CMP_NE = range(6)
+# made only by Trace.optimize from a MULC whose one consumer is an ADDC: y = x * c + d,
+# rounded twice as the pair was (no fused multiply-add); the derivative g * c
+MULADDC = 133
 
 
 def _py_sigmoid(x: float) -> float:
@@ -486,6 +489,7 @@ OPS: tuple[Op, ...] = (
     Op(LOG_SOFTMAX, "log_softmax", "LogSoftmaxBackward0", SOFTMAXES, OUT),
     Op(CMPC, "compare", "", UNARY, 0),
     Op(CMP, "compare", "", BINARY, 0),
+    Op(MULADDC, "muladd", "", UNARY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -511,7 +515,7 @@ _SCALAR_OPERAND_OPS = frozenset((ADDC, SUBC, RSUBC, MULC, DIVC, POWC, RPOWC, CLO
                                  ADD, SUB, MUL, DIV, POW, SQUEEZE, UNSQUEEZE, REFRESH,
                                  SQUEEZE0, SQUEEZE2, ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS,
                                  FMODC, REMAINDERC, MAXIMUM, MINIMUM, ATAN2, FMOD, REMAINDER,
-                                 LERP, TOCOPY, CMPC, CMP))
+                                 LERP, TOCOPY, CMPC, CMP, MULADDC))
 check_tables()
 
 # Loops over the arenas index with unsigned offsets: a signed index costs a test for
@@ -535,6 +539,8 @@ _LN10 = math.log(10.0)
 
 @_j
 def _unary_f(op, x, c, d):
+    if op == MULADDC:
+        return x * c + d
     if op >= LOG1P:
         return _unary_f2(op, x, c, d)
     if op == ADDC:  # the most common first: scalar programs are mostly x * c and x + c
@@ -708,7 +714,7 @@ def _unary_b2(op, g, x, y, c, d):
 
 @_j
 def _unary_b(op, g, x, y, c, d):
-    if op == MULC:  # the most common first
+    if op == MULC or op == MULADDC:  # the most common first
         return g * c
     if op == ADDC or op == SUBC:
         return g

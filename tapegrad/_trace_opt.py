@@ -1,5 +1,5 @@
-"""``Trace.optimize``: constant folding, common-subexpression merging and dead-record
-elimination on a recorded tape (Python: it runs once per trace, not per replay).
+"""``Trace.optimize``: constant folding, common-subexpression merging, multiply-add fusion
+and dead-record elimination on a recorded tape (Python: it runs once per trace, not per replay).
 
 Operands of a record are ``a``, ``b`` for the kinds that read it, MASK's mask record (kept
 in ``c``) and CONCAT's operand list in the aux table; every rewrite below goes through
@@ -52,6 +52,34 @@ def _value(p, i):
     return p["bulk"][o:o + m]
 
 
+def _multiply_adds(p, canon, kept):
+    """``x * c`` whose one consumer is ``+ d`` becomes one MULADDC record ``x * c + d`` (the
+    ``+`` record's, so nothing downstream changes; the ``*`` record then dies).  The value is
+    rounded twice, as before, and the derivative is the ``*``'s: the rewrite is exact and
+    halves the records of affine chains."""
+    op, n = p["op"], p["n"]
+    uses = np.zeros(op.size, dtype=np.int64)
+    for i in range(op.size):
+        for r in _operands(p, i):
+            uses[canon[r]] += 1
+    uses[kept] += 1  # outputs, guards and inputs stay records of their own
+    extra = []
+    for j in range(op.size):
+        if op[j] != T.ADDC or canon[j] != j:
+            continue
+        i = canon[p["a"][j]]
+        if op[i] != T.MULC or uses[i] != 1 or n[i] != n[j] or p["aux"][i] >= 0:
+            continue
+        op[j] = T.MULADDC
+        p["a"][j] = p["a"][i]
+        p["aux"][j] = p["auxi"].size + len(extra)  # d, as the bits of a float
+        extra.append(np.float64(p["c"][j]).view(np.int64))
+        p["c"][j] = p["c"][i]
+        uses[i] = 0
+    if extra:
+        p["auxi"] = np.concatenate([p["auxi"], np.array(extra, dtype=np.int64)])
+
+
 def optimize(prog, meta):
     p = {k: v.copy() for k, v in prog.items()}
     op, n = p["op"], p["n"]
@@ -89,9 +117,10 @@ def optimize(prog, meta):
             key = (o, int(canon[p["a"][i]]), b, c, int(n[i]), auxkey)
         j = seen.setdefault(key, i)
         canon[i] = j
+    roots = [canon[r] for r in meta["outs"]] + [canon[g[0]] for g in meta["guards"]]
+    _multiply_adds(p, canon, roots + list(inputs))
     # 3. dead records: keep what outputs and guards need, and the inputs
     live = np.zeros(k, dtype=bool)
-    roots = [canon[r] for r in meta["outs"]] + [canon[g[0]] for g in meta["guards"]]
     live[list(meta["ins"])] = True
     live[roots] = True
     for i in range(k - 1, -1, -1):

@@ -21,6 +21,7 @@ CONSTANT_OPS = {  # op: (c, d, reference)
     T.RPOWC: (0.7, 0.0, lambda x, c: c**x),
     T.FMODC: (0.7, 0.0, lambda x, c: math.fmod(x, c)),
     T.REMAINDERC: (0.7, 0.0, lambda x, c: x - math.floor(x / c) * c),
+    T.MULADDC: (0.7, 0.3, lambda x, c: x * c + 0.3),  # made by Trace.optimize only
 }
 CONSTANTS = {T.LEAKY_RELU: (0.1, 0.0), T.ELU: (1.3, 0.0), T.GELU: (1.0, 0.0),
              T.SOFTPLUS: (2.0, 1.5), T.HARDTANH: (-0.5, 0.5), T.CLAMP: (-0.5, 0.5)}
