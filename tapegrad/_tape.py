@@ -72,7 +72,7 @@ HOOK = 16  # a tensor hook runs (in Python) before this record's adjoint propaga
 
 # kinds: how the sweep treats a record
 (SOURCE, UNARY, BINARY, GATHER, REDUCE, NORM, MATMUL, SETITEM, FILL, COPY, CONCAT, MASK, EXTREME,
- PRODUCT, SCAN, SCATTERADD, CALLBACK, CBOUT, SOFTMAXES) = range(19)
+ PRODUCT, SCAN, SCATTERADD, CALLBACK, CBOUT, SOFTMAXES, AXPY) = range(20)
 
 # what an op saves for backward (PyTorch's saved variables), as bits: sweeping
 # a freed record that saves anything is an error; a saved input or output
@@ -251,6 +251,9 @@ CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_EQ, CMP_NE = range(6)
 # made only by Trace.optimize from a MULC whose one consumer is an ADDC: y = x * c + d,
 # rounded twice as the pair was (no fused multiply-add); the derivative g * c
 MULADDC = 133
+# made only by Trace.optimize from z + broadcast(s) * v (s one element, the broadcast and
+# the product used once): y = z + s * v elementwise, a = z, b = s, c = v's record
+AXPYS = 134
 
 
 def _py_sigmoid(x: float) -> float:
@@ -490,6 +493,7 @@ OPS: tuple[Op, ...] = (
     Op(CMPC, "compare", "", UNARY, 0),
     Op(CMP, "compare", "", BINARY, 0),
     Op(MULADDC, "muladd", "", UNARY, 0),
+    Op(AXPYS, "axpy", "", AXPY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -1303,6 +1307,37 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
     return new
 
 
+@njit(**NJIT_LEAF)
+def _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags):
+    """An AXPY record's adjoints (y = z + s * v): g to z, sum(g * v) to s, g * s to v, each
+    as the records it replaces gave them.  Returns how many operands are newly reached."""
+    new = 0
+    m = n[i]
+    gi = _u(off[i])
+    rz, rs, rv = a[i], b[i], int(c[i])
+    s = val[rs]
+    if op[rz] != CONST:
+        new += _reach(rz, n, off, adj, badj, flags)
+        zu = _u(off[rz])
+        for k in range(_u(m)):
+            badj[zu + k] += badj[gi + k]
+    if op[rs] != CONST:
+        new += _reach(rs, n, off, adj, badj, flags)
+        vu = _u(off[rv])
+        t = 0.0  # the broadcast's adjoint (g * v, elementwise) summed as _move sums it
+        for k in range(_u(m)):
+            gk = badj[gi + k]
+            t += gk * bulk[vu + k] if gk != 0.0 else 0.0
+        adj[rs] += t
+    if op[rv] != CONST:
+        new += _reach(rv, n, off, adj, badj, flags)
+        vu = _u(off[rv])
+        for k in range(_u(m)):
+            gk = badj[gi + k]
+            badj[vu + k] += gk * s if gk != 0.0 else 0.0
+    return new
+
+
 @njit(**NJIT)
 def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
           start, pending, retain, hits, mrec, mat, skip_hook):
@@ -1609,6 +1644,8 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 for k in range(m.size):
                     gz[k] += g[m[k]]
+        elif kd == AXPY:
+            pending += _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags)
         elif kd == COPY:
             # a: the overwritten value (gets zeros), b: the source (gets g)
             if op[ra] != CONST:
@@ -1663,7 +1700,7 @@ def _replace_at(kd, y, x, z, auxi, at):
             y[m[k]] += z[k]
 
 
-LEAN_KINDS = (SOURCE, UNARY, BINARY, GATHER, REDUCE, CONCAT)  # what the leaf sweeps do
+LEAN_KINDS = (SOURCE, UNARY, BINARY, GATHER, REDUCE, CONCAT, AXPY)  # what the leaf sweeps do
 
 # The leaf sweeps take the per-record helpers inlined: a compiled call passes each array as
 # its seven fields, ~40 ns for a dozen arrays, more than a 100-element loop costs.  ``sweep``
@@ -1734,6 +1771,11 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
                 for k in range(y.size):
                     y[k] *= cc
+        elif kd == AXPY:  # z + s * v, rounded as the product and the sum were
+            s = val[b[i]]
+            yu, zu, vu = _u(off[i]), _u(off[ra]), _u(off[int(cc)])
+            for k in range(_u(n[i])):
+                bulk[yu + k] = bulk[zu + k] + s * bulk[vu + k]
         else:
             return i
     return stop
@@ -1924,6 +1966,23 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                 ndim = auxi[pos + 1]
                 _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
+        elif kd == AXPY:  # the tangents of the sum of the product of the broadcast
+            rs, rv = b[i], int(cc)
+            s, ts = val[rs], dval[rs]
+            v = _view(rv, n, off, val, bulk)
+            tv = _view(rv, n, off, dval, dbulk)
+            tz = _view(ra, n, off, dval, dbulk)
+            lz, ls, lv = op[ra] != CONST, op[rs] != CONST, op[rv] != CONST
+            for k in range(y.size):
+                tp = 0.0
+                if ls:
+                    tp += ts * v[k]
+                if lv:
+                    tp += s * tv[k]
+                t = 0.0
+                if lz:
+                    t += tz[k]
+                ty[k] = t + tp
         else:
             return i
     return stop
@@ -2115,7 +2174,7 @@ def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, 
         o = op[i]
         kd = KIND[o]
         if kd != SOURCE and kd != UNARY and kd != BINARY and kd != GATHER and \
-                kd != CONCAT and kd != REDUCE:
+                kd != CONCAT and kd != REDUCE and kd != AXPY:
             return i, pending
         flags[i] = f & (0xFF ^ REACHED)
         pending -= 1
@@ -2135,6 +2194,8 @@ def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, 
                 pending += _gather_adjoint_i(i, op, a, n, off, aux, auxi, adj, badj, flags)
             elif kd == CONCAT:
                 pending += _concat_adjoint_i(i, op, n, off, aux, auxi, adj, badj, flags)
+            elif kd == AXPY:
+                pending += _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags)
             else:
                 pending += _reduce_adjoint_i(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
             i -= 1

@@ -1,5 +1,6 @@
-"""``Trace.optimize``: constant folding, common-subexpression merging, multiply-add fusion
-and dead-record elimination on a recorded tape (Python: it runs once per trace, not per replay).
+"""``Trace.optimize``: constant folding, common-subexpression merging, multiply-add and
+axpy fusion and dead-record elimination on a recorded tape (Python: it runs once per trace,
+not per replay).
 
 Operands of a record are ``a``, ``b`` for the kinds that read it, MASK's mask record (kept
 in ``c``) and CONCAT's operand list in the aux table; every rewrite below goes through
@@ -11,7 +12,8 @@ import numpy as np
 
 from . import _tape as T
 
-_USES_B = frozenset((T.BINARY, T.MATMUL, T.SETITEM, T.SCATTERADD, T.COPY, T.MASK))
+_USES_B = frozenset((T.BINARY, T.MATMUL, T.SETITEM, T.SCATTERADD, T.COPY, T.MASK, T.AXPY))
+_C_RECORD = frozenset((T.MASK, T.AXPY))  # kinds whose c holds a record (the mask, v)
 
 
 def _aux_ends(aux, naux):
@@ -39,7 +41,7 @@ def _operands(p, i):
     out = [int(p["a"][i])]
     if kd in _USES_B and p["b"][i] >= 0:
         out.append(int(p["b"][i]))
-    if kd == T.MASK:
+    if kd in _C_RECORD:
         out.append(int(p["c"][i]))
     return out
 
@@ -52,17 +54,48 @@ def _value(p, i):
     return p["bulk"][o:o + m]
 
 
+def _uses(p, canon, kept):
+    """How many operands refer to each record; outputs, guards and inputs (``kept``) count
+    once more, so they stay records of their own."""
+    uses = np.zeros(p["op"].size, dtype=np.int64)
+    for i in range(p["op"].size):
+        for r in _operands(p, i):
+            uses[canon[r]] += 1
+    uses[kept] += 1
+    return uses
+
+
+def _axpys(p, canon, kept):
+    """``z + broadcast(s) * v`` over 1-d arrays, with s one element and the broadcast and the
+    product used only there, becomes one AXPYS record ``z + s * v`` (the sum's record; the
+    other two then die).  Each element is rounded as the product and the sum were, and each
+    operand's adjoint and tangent are summed in the same order: the rewrite is exact."""
+    op, n, a, b = p["op"], p["n"], p["a"], p["b"]
+    uses = _uses(p, canon, kept)
+    for j in range(op.size):
+        if op[j] != T.ADD or canon[j] != j or n[j] <= 1:
+            continue
+        for z, pr in ((canon[a[j]], canon[b[j]]), (canon[b[j]], canon[a[j]])):
+            if op[pr] != T.MUL or uses[pr] != 1:
+                continue
+            for bc, v in ((canon[a[pr]], canon[b[pr]]), (canon[b[pr]], canon[a[pr]])):
+                if (T.KIND[op[bc]] == T.GATHER and uses[bc] == 1 and n[canon[a[bc]]] == 1
+                        and n[v] == n[j] and n[z] == n[j] and p["auxi"][p["aux"][bc]] == 1):
+                    op[j] = T.AXPYS
+                    a[j], b[j], p["c"][j] = z, canon[a[bc]], float(v)
+                    uses[pr] = uses[bc] = 0
+                    break
+            if op[j] == T.AXPYS:
+                break
+
+
 def _multiply_adds(p, canon, kept):
     """``x * c`` whose one consumer is ``+ d`` becomes one MULADDC record ``x * c + d`` (the
     ``+`` record's, so nothing downstream changes; the ``*`` record then dies).  The value is
     rounded twice, as before, and the derivative is the ``*``'s: the rewrite is exact and
     halves the records of affine chains."""
     op, n = p["op"], p["n"]
-    uses = np.zeros(op.size, dtype=np.int64)
-    for i in range(op.size):
-        for r in _operands(p, i):
-            uses[canon[r]] += 1
-    uses[kept] += 1  # outputs, guards and inputs stay records of their own
+    uses = _uses(p, canon, kept)
     extra = []
     for j in range(op.size):
         if op[j] != T.ADDC or canon[j] != j:
@@ -113,12 +146,13 @@ def optimize(prog, meta):
                     auxkey,)
             kd = T.KIND[o]
             b = int(canon[p["b"][i]]) if kd in _USES_B and p["b"][i] >= 0 else -1
-            c = int(canon[int(p["c"][i])]) if kd == T.MASK else float(p["c"][i])
+            c = int(canon[int(p["c"][i])]) if kd in _C_RECORD else float(p["c"][i])
             key = (o, int(canon[p["a"][i]]), b, c, int(n[i]), auxkey)
         j = seen.setdefault(key, i)
         canon[i] = j
     roots = [canon[r] for r in meta["outs"]] + [canon[g[0]] for g in meta["guards"]]
     _multiply_adds(p, canon, roots + list(inputs))
+    _axpys(p, canon, roots + list(inputs))
     # 3. dead records: keep what outputs and guards need, and the inputs
     live = np.zeros(k, dtype=bool)
     live[list(meta["ins"])] = True
@@ -162,7 +196,7 @@ def optimize(prog, meta):
         q["a"][j] = renum(p["a"][i])
         if kd in _USES_B and p["b"][i] >= 0:
             q["b"][j] = renum(p["b"][i])
-        if kd == T.MASK:
+        if kd in _C_RECORD:
             q["c"][j] = float(renum(int(p["c"][i])))
     q["auxi"] = np.concatenate(auxi)
     q["bulk"] = np.concatenate(bulk) if bulk else np.empty(0)

@@ -475,6 +475,56 @@ def test_multiply_add_fusion_keeps_a_product_that_is_also_an_output():
     np.testing.assert_array_equal(y, x * 3 * 2.0 + 1.0)
 
 
+_T = np.linspace(-1.0, 1.0, 7)
+
+
+def _polynomial(x):
+    """llsq_obj's shape: z + x[i] * t, in every operand order, and one product kept.  No
+    two subexpressions are equal: merging them changes the order of sums, which is the
+    common-subexpression pass's doing, not the fusion's."""
+    t = tapegrad.tensor(_T)
+    z = x[0] * t  # no sum to fuse into
+    z = z + x[1] * t
+    z = (t * x[2]) + z
+    z = (x[3] * t) + z
+    kept = x[4] * t
+    z = z + kept + kept  # a product used twice stays
+    m = tapegrad.tensor(np.ones((2, 7)))
+    w = m + x[5] * tapegrad.tensor(np.ones((2, 7)))  # a 2-d broadcast is not fused
+    return (z * z).sum() + w.sum()
+
+
+def test_axpy_fusion_is_exact():
+    """optimize() turns ``z + broadcast(s) * v`` into one AXPYS record: values, gradients
+    and tangents equal the unfused trace's bit for bit, and the leaf kernels equal the
+    general sweep on it."""
+    x0 = np.array([0.3, -1.2, 0.8, 2.0, -0.4, 1.1])
+    tr = tapegrad.trace(_polynomial, x0)
+    raw = tapegrad.trace(_polynomial, x0, optimize=False)
+    assert [T.NAMES[o] for o in tr._icols[0]].count("axpy") == 3
+    for x in (x0 * 1.7, x0 - 0.9):
+        assert tr(x) == raw(x)
+        np.testing.assert_array_equal(tr.gradient(x), raw.gradient(x))
+        t = np.array([0.3, -0.1, 0.2, 1.0, 0.5, -0.7])
+        np.testing.assert_array_equal(tr.jvp((x,), (t,))[1], raw.jvp((x,), (t,))[1])
+        y0, g0 = _pullback_with(tr, (x,), np.ones(1), T.trace_run, 0)
+        y1, g1 = _pullback_with(tr, (x,), np.ones(1), T.trace_lean, 0)
+        np.testing.assert_array_equal(g1, g0)
+        np.testing.assert_array_equal(_pushforward_with(tr, (x,), t, T.trace_run),
+                                      _pushforward_with(tr, (x,), t, T.trace_lean))
+    if _torch is not None:
+        xt = _torch.tensor(x0 * 1.7, requires_grad=True)
+        tt = _torch.tensor(_T)
+        z = xt[0] * tt + xt[1] * tt
+        z = (tt * xt[2]) + z
+        z = (xt[3] * tt) + z
+        z = z + xt[4] * tt + xt[4] * tt
+        w = _torch.ones(2, 7, dtype=_torch.float64) + xt[5] * _torch.ones(2, 7,
+                                                                        dtype=_torch.float64)
+        ((z * z).sum() + w.sum()).backward()
+        _close(tr.gradient(x0 * 1.7), xt.grad.numpy(), "fused gradient vs PyTorch")
+
+
 @pytest.mark.parametrize("name", ["det_by_minor_3", "an_ode", "seed_loop", "mlp_step"])
 def test_optimize_on_workloads(name):
     w = WORKLOADS[name]
