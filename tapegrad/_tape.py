@@ -2269,21 +2269,26 @@ def _fill(x, v):
         x[k] = v
 
 
+@_j
+def _unpacked(icols, fcols, links, A, B):
+    """A trace call's arrays as columns: the int columns op, a, b, n, off, aux; the float
+    columns c, val; adjoints and tangents (one-element, bulk); and out of ``links`` (three
+    counts, then the records) the inputs, outputs, guards and the guards' truth flags."""
+    ni, no, ng = links[0], links[1], links[2]
+    g = 3 + ni + no
+    return (icols[0], icols[1], icols[2], icols[3], icols[4], icols[5], fcols[0], fcols[1],
+            A[0], B[0], A[1], B[1], links[3:3 + ni], links[3 + ni:g], links[g:g + ng],
+            links[g + ng:g + 2 * ng])
+
+
 @njit(**NJIT_LEAF)
 def trace_lean(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, failed, flags,
                A, B):
     """``trace_run`` for a program whose records are all of LEAN_KINDS: no reference
     counting anywhere.  With the DENSE bit in ``mode`` (a program
     of one-element records), the reverse sweep is ``_sweep_dense``."""
-    op, a, b, n, off, aux = icols[0], icols[1], icols[2], icols[3], icols[4], icols[5]
-    c, val = fcols[0], fcols[1]
-    adj, badj = A[0], B[0]
-    dval, dbulk = A[1], B[1]
-    ni, no, ng = links[0], links[1], links[2]
-    ins = links[3:3 + ni]
-    outs = links[3 + ni:3 + ni + no]
-    guards = links[3 + ni + no:3 + ni + no + ng]
-    truth = links[3 + ni + no + ng:3 + ni + no + 2 * ng]
+    (op, a, b, n, off, aux, c, val, adj, badj, dval, dbulk, ins, outs, guards,
+     truth) = _unpacked(icols, fcols, links, A, B)
     for p in range(X.shape[0]):
         _load(X[p], ins, n, off, val, bulk)
         if _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, 0, op.size) < op.size:
@@ -2419,15 +2424,8 @@ def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fai
     holds the int columns op, a, b, n, off, aux; ``fcols`` the float columns c, val; ``links`` the
     input, output and guard records and the guards' truth flags, after their three counts;
     ``A``/``B`` the adjoints and tangents of one-element and bulk values."""
-    op, a, b, n, off, aux = icols[0], icols[1], icols[2], icols[3], icols[4], icols[5]
-    c, val = fcols[0], fcols[1]
-    adj, dval = A[0], A[1]
-    badj, dbulk = B[0], B[1]
-    ni, no, ng = links[0], links[1], links[2]
-    ins = links[3:3 + ni]
-    outs = links[3 + ni:3 + ni + no]
-    guards = links[3 + ni + no:3 + ni + no + ng]
-    truth = links[3 + ni + no + ng:3 + ni + no + 2 * ng]
+    (op, a, b, n, off, aux, c, val, adj, badj, dval, dbulk, ins, outs, guards,
+     truth) = _unpacked(icols, fcols, links, A, B)
     none = np.empty(0, dtype=np.int64)
     for p in range(X.shape[0]):
         _load(X[p], ins, n, off, val, bulk)
