@@ -254,6 +254,9 @@ MULADDC = 133
 # made only by Trace.optimize from z + broadcast(s) * v (s one element, the broadcast and
 # the product used once): y = z + s * v elementwise, a = z, b = s, c = v's record
 AXPYS = 134
+# made only by Trace.optimize from z + v * c / d (a product by a number, maybe then divided
+# by one, used only there): a = z, b = v, c the multiplier, d (aux) the divisor, 1 for none
+AXPYC = 135
 
 
 def _py_sigmoid(x: float) -> float:
@@ -494,6 +497,7 @@ OPS: tuple[Op, ...] = (
     Op(CMP, "compare", "", BINARY, 0),
     Op(MULADDC, "muladd", "", UNARY, 0),
     Op(AXPYS, "axpy", "", AXPY, 0),
+    Op(AXPYC, "axpy", "", AXPY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -1308,19 +1312,37 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
 
 
 @njit(**NJIT_LEAF)
-def _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags):
-    """An AXPY record's adjoints (y = z + s * v): g to z, sum(g * v) to s, g * s to v, each
-    as the records it replaces gave them.  Returns how many operands are newly reached."""
+def _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags):
+    """An AXPY record's adjoints, each as the records it replaces gave them: g to z, and for
+    AXPYS (y = z + s * v) sum(g * v) to s and g * s to v, for AXPYC (y = z + v * c / d)
+    g / d * c to v.  Returns how many operands are newly reached."""
     new = 0
     m = n[i]
     gi = _u(off[i])
-    rz, rs, rv = a[i], b[i], int(c[i])
-    s = val[rs]
+    rz = a[i]
     if op[rz] != CONST:
         new += _reach(rz, n, off, adj, badj, flags)
         zu = _u(off[rz])
         for k in range(_u(m)):
             badj[zu + k] += badj[gi + k]
+    if op[i] == AXPYC:
+        rv = b[i]
+        if op[rv] != CONST:
+            new += _reach(rv, n, off, adj, badj, flags)
+            vu = _u(off[rv])
+            cc, d = c[i], auxi.view(np.float64)[aux[i]]
+            if d == 1.0:  # no division was recorded (and g / 1 is g)
+                for k in range(_u(m)):
+                    gk = badj[gi + k]
+                    badj[vu + k] += gk * cc if gk != 0.0 else 0.0
+            else:
+                for k in range(_u(m)):
+                    gk = badj[gi + k]
+                    t = gk / d if gk != 0.0 else 0.0
+                    badj[vu + k] += t * cc if t != 0.0 else 0.0
+        return new
+    rs, rv = b[i], int(c[i])
+    s = val[rs]
     if op[rs] != CONST:
         new += _reach(rs, n, off, adj, badj, flags)
         vu = _u(off[rv])
@@ -1645,7 +1667,8 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 for k in range(m.size):
                     gz[k] += g[m[k]]
         elif kd == AXPY:
-            pending += _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags)
+            pending += _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
+                                     flags)
         elif kd == COPY:
             # a: the overwritten value (gets zeros), b: the source (gets g)
             if op[ra] != CONST:
@@ -1771,11 +1794,20 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
                 for k in range(y.size):
                     y[k] *= cc
-        elif kd == AXPY:  # z + s * v, rounded as the product and the sum were
+        elif kd == AXPY and o == AXPYS:  # z + s * v, rounded as the product and the sum were
             s = val[b[i]]
             yu, zu, vu = _u(off[i]), _u(off[ra]), _u(off[int(cc)])
             for k in range(_u(n[i])):
                 bulk[yu + k] = bulk[zu + k] + s * bulk[vu + k]
+        elif kd == AXPY:  # AXPYC: z + v * c / d, left to right, as the records were
+            d = auxf[aux[i]]
+            yu, zu, vu = _u(off[i]), _u(off[ra]), _u(off[b[i]])
+            if d == 1.0:  # no division was recorded ((v * c) / 1 is v * c)
+                for k in range(_u(n[i])):
+                    bulk[yu + k] = bulk[zu + k] + bulk[vu + k] * cc
+            else:
+                for k in range(_u(n[i])):
+                    bulk[yu + k] = bulk[zu + k] + bulk[vu + k] * cc / d
         else:
             return i
     return stop
@@ -1966,6 +1998,16 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                 ndim = auxi[pos + 1]
                 _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
+        elif kd == AXPY and o == AXPYC:  # (0 + tz) + tv * c / d
+            d = auxf[aux[i]]
+            tv = _view(b[i], n, off, dval, dbulk)
+            tz = _view(ra, n, off, dval, dbulk)
+            lz = op[ra] != CONST
+            for k in range(y.size):
+                t = 0.0
+                if lz:
+                    t += tz[k]
+                ty[k] = t + tv[k] * cc / d
         elif kd == AXPY:  # the tangents of the sum of the product of the broadcast
             rs, rv = b[i], int(cc)
             s, ts = val[rs], dval[rs]
@@ -2195,7 +2237,8 @@ def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, 
             elif kd == CONCAT:
                 pending += _concat_adjoint_i(i, op, n, off, aux, auxi, adj, badj, flags)
             elif kd == AXPY:
-                pending += _axpy_adjoint(i, op, a, b, c, val, n, off, adj, badj, bulk, flags)
+                pending += _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
+                                     flags)
             else:
                 pending += _reduce_adjoint_i(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
             i -= 1

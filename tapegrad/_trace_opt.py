@@ -13,7 +13,12 @@ import numpy as np
 from . import _tape as T
 
 _USES_B = frozenset((T.BINARY, T.MATMUL, T.SETITEM, T.SCATTERADD, T.COPY, T.MASK, T.AXPY))
-_C_RECORD = frozenset((T.MASK, T.AXPY))  # kinds whose c holds a record (the mask, v)
+
+
+def _c_record(o) -> bool:
+    """Whether c holds a record for opcode o: MASK's mask, AXPYS's v (AXPYC's c is a
+    number)."""
+    return T.KIND[o] == T.MASK or o == T.AXPYS
 
 
 def _aux_ends(aux, naux):
@@ -41,7 +46,7 @@ def _operands(p, i):
     out = [int(p["a"][i])]
     if kd in _USES_B and p["b"][i] >= 0:
         out.append(int(p["b"][i]))
-    if kd in _C_RECORD:
+    if _c_record(p["op"][i]):
         out.append(int(p["c"][i]))
     return out
 
@@ -66,16 +71,30 @@ def _uses(p, canon, kept):
 
 
 def _axpys(p, canon, kept):
-    """``z + broadcast(s) * v`` over 1-d arrays, with s one element and the broadcast and the
-    product used only there, becomes one AXPYS record ``z + s * v`` (the sum's record; the
-    other two then die).  Each element is rounded as the product and the sum were, and each
-    operand's adjoint and tangent are summed in the same order: the rewrite is exact."""
+    """Sums of scaled arrays become one record (the sum's; the others then die):
+    ``z + broadcast(s) * v`` over 1-d arrays, s one element, is AXPYS ``z + s * v``;
+    ``z + v * c / d`` (c, d numbers; the division optional) is AXPYC.  The parts must be
+    used only there.  Each element rounds as the records did, left to right, and each
+    operand's adjoint and tangent add up in the same order: the rewrites are exact."""
     op, n, a, b = p["op"], p["n"], p["a"], p["b"]
     uses = _uses(p, canon, kept)
+    extra = []
     for j in range(op.size):
         if op[j] != T.ADD or canon[j] != j or n[j] <= 1:
             continue
         for z, pr in ((canon[a[j]], canon[b[j]]), (canon[b[j]], canon[a[j]])):
+            # z + v * c / d (AXPYC): a product by a number, maybe divided by one
+            q, d = pr, 1.0
+            if op[q] == T.DIVC and uses[q] == 1 and p["aux"][q] < 0:
+                q, d = canon[a[q]], float(p["c"][q])
+            if (op[q] == T.MULC and uses[q] == 1 and p["aux"][q] < 0 and n[q] == n[j]
+                    and n[z] == n[j] and (q != pr or d == 1.0)):
+                op[j] = T.AXPYC
+                a[j], b[j], p["c"][j] = z, canon[a[q]], p["c"][q]
+                p["aux"][j] = p["auxi"].size + len(extra)
+                extra.append(np.float64(d).view(np.int64))
+                uses[q] = uses[pr] = 0
+                break
             if op[pr] != T.MUL or uses[pr] != 1:
                 continue
             for bc, v in ((canon[a[pr]], canon[b[pr]]), (canon[b[pr]], canon[a[pr]])):
@@ -87,6 +106,8 @@ def _axpys(p, canon, kept):
                     break
             if op[j] == T.AXPYS:
                 break
+    if extra:
+        p["auxi"] = np.concatenate([p["auxi"], np.array(extra, dtype=np.int64)])
 
 
 def _multiply_adds(p, canon, kept):
@@ -146,7 +167,7 @@ def optimize(prog, meta):
                     auxkey,)
             kd = T.KIND[o]
             b = int(canon[p["b"][i]]) if kd in _USES_B and p["b"][i] >= 0 else -1
-            c = int(canon[int(p["c"][i])]) if kd in _C_RECORD else float(p["c"][i])
+            c = int(canon[int(p["c"][i])]) if _c_record(o) else float(p["c"][i])
             key = (o, int(canon[p["a"][i]]), b, c, int(n[i]), auxkey)
         j = seen.setdefault(key, i)
         canon[i] = j
@@ -196,7 +217,7 @@ def optimize(prog, meta):
         q["a"][j] = renum(p["a"][i])
         if kd in _USES_B and p["b"][i] >= 0:
             q["b"][j] = renum(p["b"][i])
-        if kd in _C_RECORD:
+        if _c_record(op[i]):
             q["c"][j] = float(renum(int(p["c"][i])))
     q["auxi"] = np.concatenate(auxi)
     q["bulk"] = np.concatenate(bulk) if bulk else np.empty(0)
