@@ -2488,9 +2488,8 @@ def trace_run(icols, fcols, auxi, bulk, links, expect, mode, X, Y, seeds, G, fai
                     sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, r,
                           pending, True, hits, none, none, -1)
                 _store(G[p, j], ins, n, off, adj, badj)
-            elif mode == PUSHFORWARD:
-                _fill(dval, 0.0)
-                _fill(dbulk, 0.0)
+            elif mode == PUSHFORWARD:  # as trace_lean: only sources need zeroing
+                _zero_sources(op, n, off, dval, dbulk)
                 _load(v, ins, n, off, dval, dbulk)
                 tangent(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, 0, op.size)
                 _store(G[p, j], outs, n, off, dval, dbulk)

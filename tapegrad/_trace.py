@@ -214,6 +214,7 @@ def trace(fn, *example_args, check: bool = True, optimize: bool = True) -> Trace
 # ---------------------------------------------------------------- the trace
 
 _NO_SEEDS = np.empty((0, 0))
+_ONE = np.ones((1, 1))
 _F64 = np.dtype(np.float64)
 _PULLBACK = T.PULLBACK
 # gradient()'s hot path calls trace_packed's compiled entry point once it exists: the
@@ -226,7 +227,6 @@ def _entry_point():
     over = getattr(T.trace_packed, "overloads", {})  # a plain function with the JIT off
     if len(over) == 1:
         _packed[0] = next(iter(over.values())).entry_point
-_ONE = np.ones((1, 1))
 
 
 def _work(k, nbulk):
@@ -235,10 +235,19 @@ def _work(k, nbulk):
             _padded(np.empty((2, nbulk))), _padded(np.empty(k, dtype=np.int64)))
 
 
+def _packed_views(arrays):
+    """One buffer holding ``arrays`` (flat, in order), and a view of it for each."""
+    buf = np.concatenate(arrays)
+    views, p = [], 0
+    for x in arrays:
+        views.append(buf[p:p + x.size])
+        p += x.size
+    return buf, views
+
+
 def _padded(a):
     """A copy of ``a`` with 256 bytes of its own on either side, for one thread of a
-    batch: small arrays allocated by different threads can share cache lines, and the
-    program arrays sit in the trace's buffers beside what its one-point calls write."""
+    batch to write: small arrays allocated by different threads can share cache lines."""
     pad = 256 // a.itemsize
     buf = np.empty(a.size + 2 * pad, dtype=a.dtype)
     out = buf[pad:pad + a.size].reshape(a.shape)
@@ -315,23 +324,14 @@ class Trace:
         assert head.size == T.PACK_HEADER
         ints = [head, np.stack([prog[k] for k in _INTS]).astype(np.int64).reshape(-1), auxi,
                 links, np.zeros(1, dtype=np.int64), np.zeros((nrec + 7) // 8, dtype=np.int64)]
-        ibuf = np.concatenate(ints)
         floats = [np.stack([prog["c"], prog["val"]]).astype(np.float64).reshape(-1),
                   np.asarray(prog["bulk"], dtype=np.float64), expect,
                   np.zeros(self._nin), np.zeros(self._nout), np.ones(self._nout),
                   np.zeros(self._nin), np.zeros(2 * nrec), np.zeros(2 * nbulk)]
-        fbuf = np.concatenate(floats)
-        parts, p = [], 0
-        for x in ints:
-            parts.append(ibuf[p:p + x.size])
-            p += x.size
-        _, icols, self._auxi, self._links, self._failed1, fl = parts
+        ibuf, (_, icols, self._auxi, self._links, self._failed1, fl) = _packed_views(ints)
+        fbuf, (fcols, self._bulk, self._expect, X1, Y1, seed1, G1, A, B) = _packed_views(
+            floats)
         self._icols = icols.reshape(6, nrec)
-        parts, p = [], 0
-        for x in floats:
-            parts.append(fbuf[p:p + x.size])
-            p += x.size
-        fcols, self._bulk, self._expect, X1, Y1, seed1, G1, A, B = parts
         self._fcols = fcols.reshape(2, nrec)
         # the buffers of one-point calls, reused
         self._X1, self._Y1 = X1.reshape(1, -1), Y1.reshape(1, -1)
@@ -434,12 +434,9 @@ class Trace:
             parts.append(a.reshape(-1))
         return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
 
-    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None,
-             prog=None):
+    def _run(self, X, mode=T.VALUES, seeds=None, fcols=None, bulk=None, work=None):
         """One compiled call: replay at each row of X, then sweeps per row of ``seeds``
-        (``fcols``, ``bulk``, ``work``, ``prog``: a thread's own copies, for batches)."""
-        icols, auxi, links, expect = (self._icols, self._auxi, self._links,
-                                      self._expect) if prog is None else prog
+        (``fcols``, ``bulk``, ``work``: a thread's own copies, for batches)."""
         seeds = _NO_SEEDS if seeds is None else seeds
         npts = X.shape[0]
         Y = np.empty((npts, self._nout))
@@ -449,8 +446,8 @@ class Trace:
         work = self._work if work is None else work
         kernel = self._kernel
         lean = kernel is T.trace_lean
-        kernel(icols, self._fcols if fcols is None else fcols, auxi,
-               self._bulk if bulk is None else bulk, links, expect,
+        kernel(self._icols, self._fcols if fcols is None else fcols, self._auxi,
+               self._bulk if bulk is None else bulk, self._links, self._expect,
                mode | self._dense if lean else mode, X, Y, seeds, G, failed,
                *(work[:3] if lean else work))
         if not E._blas_pinned:
@@ -493,34 +490,35 @@ class Trace:
         if self._nout != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
 
-    def _fast(self, args) -> bool:
-        """gradient()'s fastest path: True when it ran (one float64 array or float of the
-        recorded shape, a lean program, every guard held).  Every attribute it reads is
-        set by _set: this path is ~0.5 us of Python around a ~1 us compiled call."""
+    def _fast(self, args):
+        """gradient()'s fastest path: the gradient, or None where it does not apply (one
+        float64 array or float of the recorded shape, a lean program, every guard held).
+        Every attribute it reads is set by _set: this path is ~0.5 us of Python around a
+        ~1 us compiled call."""
         if not self._fastok or len(args) != 1:
-            return False
+            return None
         x = args[0]
         if x.__class__ is np.ndarray:
             if x.shape != self._shape1 or x.dtype is not _F64:
-                return False
+                return None
         elif x.__class__ is not float or self._nd:
-            return False
+            return None
         self._xv[...] = x
         failed = _packed[0](self._ibuf, self._fbuf, _PULLBACK)
         if _packed[0] is T.trace_packed:
             _entry_point()
-        return failed < 0
+        if failed >= 0:
+            return None  # the general path raises the guard's error
+        return self._gv.copy() if self._nd else float(self._gv)
 
     def gradient(self, *args):
         """The gradient of the (one-element) output with respect to each argument."""
-        if self._fast(args):
-            return self._gv.copy() if self._nd else float(self._gv)
-        return self._per_input(self._gradient1(args))
+        g = self._fast(args)
+        return self._per_input(self._gradient1(args)) if g is None else g
 
     def value_and_grad(self, *args):
-        if self._fast(args):
-            g = self._gv.copy() if self._nd else float(self._gv)
-        else:
+        g = self._fast(args)
+        if g is None:
             g = self._per_input(self._gradient1(args))
         return float(self._Y1[0, 0]), g
 
@@ -606,11 +604,9 @@ class Trace:
             cuts = np.linspace(0, npts, threads + 1).astype(int)
 
             def chunk(t):
-                prog = tuple(_padded(a) for a in (self._icols, self._auxi, self._links,
-                                                  self._expect))
                 return self._run(flat[cuts[t]:cuts[t + 1]], T.PULLBACK, seeds,
                                  _padded(self._fcols), _padded(self._bulk),
-                                 _work(self.num_records, self._bulk.size), prog)
+                                 _work(self.num_records, self._bulk.size))
             with concurrent.futures.ThreadPoolExecutor(threads) as pool:
                 res = list(pool.map(chunk, range(threads)))
             G = np.concatenate([r[1] for r in res])
