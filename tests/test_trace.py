@@ -407,6 +407,49 @@ def test_bad_arguments():
         tapegrad.trace(lambda x: 1.0, np.ones(2))
 
 
+def test_gradient_fast_path_takes_every_layout():
+    """gradient() reads a contiguous 1-d float64 argument in place and copies any other
+    layout first: read-only, unaligned, strided, n-d and list arguments all give the
+    gradient the general path (vjp) gives, and a later call never sees an earlier
+    argument.  Wrong shapes and dtypes are refused or converted as by vjp."""
+    def f(x):
+        return (x * x * x).sum() + x.reshape(-1)[0]
+
+    rng = np.random.default_rng(7)
+    x0 = rng.standard_normal(6)
+    for shape in ((6,), (2, 3)):
+        tr = tapegrad.trace(f, x0.reshape(shape))
+        assert "gradient" in vars(tr)  # the fast path is set up for this trace
+        big = rng.standard_normal(12)
+        readonly = rng.standard_normal(6).reshape(shape)
+        readonly.flags.writeable = False
+        raw = np.zeros(6 * 8 + 1, dtype=np.uint8)
+        unaligned = np.frombuffer(raw.data, dtype=np.float64, count=6, offset=1)
+        assert not unaligned.flags.aligned
+        unaligned[...] = rng.standard_normal(6)
+        for x in (x0.reshape(shape), readonly, unaligned.reshape(shape),
+                  big[::2].reshape(shape), np.asfortranarray(x0.reshape(shape)), -x0):
+            x = x.reshape(shape)
+            want = tr.vjp((np.array(x),), np.ones(()))
+            expect = 3 * np.ascontiguousarray(x) ** 2
+            expect.reshape(-1)[0] += 1.0
+            got = tr.gradient(x)
+            assert got.shape == shape and got.flags.writeable
+            np.testing.assert_array_equal(got, want)
+            _close(got, expect, "the gradient of sum(x**3) + x[0]")
+            again = tr.gradient(x0.reshape(shape))
+            assert not np.shares_memory(got, again)
+            _close(again, 3 * x0.reshape(shape) ** 2 + np.eye(1, 6).reshape(shape),
+                   "the next call")
+        _close(tr.gradient(x0.reshape(shape).tolist()), 3 * x0.reshape(shape) ** 2
+               + np.eye(1, 6).reshape(shape), "a nested list")
+        with pytest.raises(ValueError, match="shape"):
+            tr.gradient(np.ones(7))
+        _close(tr.gradient(x0.reshape(shape).astype(np.float32)),
+               3 * x0.reshape(shape).astype(np.float32).astype(np.float64) ** 2
+               + np.eye(1, 6).reshape(shape), "float32 converted")
+
+
 # ---------------------------------------------------------------- optimize, save, batches
 
 def _redundant(x, y):
