@@ -1118,28 +1118,27 @@ def _move(dst, do, src, so, auxi, at, how, w):
         s0 = _u(auxi[at + 4] if ndim == 2 else 0)
         n1 = _u(auxi[at + 2 + ndim - 1] if ndim >= 1 else 1)
         s1 = _u(auxi[at + 2 + 2 * ndim - 1] if ndim >= 1 else 0)
-        if how == MOVE_GATHER:
-            for p in range(n0):
+        gathers = how == MOVE_GATHER or how == MOVE_GATHER_ADD
+        for p in range(n0):
+            # the strided side (src gathering, dst scattering) at o, the contiguous side at k
+            if gathers:
                 o, k = su + base + p * s0, du + p * n1
+            else:
+                o, k = du + base + p * s0, su + p * n1
+            if s1 == 1:  # a contiguous line: loops LLVM vectorizes (~2.4x at 99 elements)
+                _line(dst, src, o, k, n1, how, w)
+            elif how == MOVE_SCATTER_ADD and s1 == 0:  # a broadcast's adjoint: sums
+                dst[o] += _total(src, k, n1) * w
+            elif how == MOVE_GATHER:
                 for q in range(n1):
                     dst[k + q] = src[o + q * s1]
-        elif how == MOVE_SCATTER_ADD and s1 == 0:  # a broadcast's adjoint: sums
-            for p in range(n0):
-                o, k = du + base + p * s0, su + p * n1
-                dst[o] += _total(src, k, n1) * w
-        elif how == MOVE_SCATTER_ADD:
-            for p in range(n0):
-                o, k = du + base + p * s0, su + p * n1
+            elif how == MOVE_SCATTER_ADD:
                 for q in range(n1):
                     dst[o + q * s1] += src[k + q] * w
-        elif how == MOVE_SCATTER:
-            for p in range(n0):
-                o, k = du + base + p * s0, su + p * n1
+            elif how == MOVE_SCATTER:
                 for q in range(n1):
                     dst[o + q * s1] = src[k + q]
-        else:
-            for p in range(n0):
-                o, k = su + base + p * s0, du + p * n1
+            else:
                 for q in range(n1):
                     dst[k + q] += src[o + q * s1] * w
         return
@@ -1154,6 +1153,38 @@ def _move(dst, do, src, so, auxi, at, how, w):
             j += (rest % size) * auxi[at + 2 + ndim + d]
             rest //= size
         _move1(dst, du, src, su, _u(k), _u(j), how, w)
+
+
+@_j
+def _mv(dst, do, src, so, auxi, at, how, w):
+    """_move, with its commonest map (one contiguous line: slices, concatenation's parts)
+    inlined where called: the call and the general decoding cost ~15 ns of ~30 per
+    100-element move here."""
+    if auxi[at] == 1 and auxi[at + 3] == 1:
+        base = _u(auxi[at + 1])
+        if how == MOVE_GATHER or how == MOVE_GATHER_ADD:
+            _line(dst, src, _u(so) + base, _u(do), _u(auxi[at + 2]), how, w)
+        else:
+            _line(dst, src, _u(do) + base, _u(so), _u(auxi[at + 2]), how, w)
+    else:
+        _move(dst, do, src, so, auxi, at, how, w)
+
+
+@_j
+def _line(dst, src, o, k, m, how, w):
+    """_move's contiguous line: m elements from o on the mapped side, k on the other."""
+    if how == MOVE_GATHER:
+        for q in range(m):
+            dst[k + q] = src[o + q]
+    elif how == MOVE_SCATTER_ADD:
+        for q in range(m):
+            dst[o + q] += src[k + q] * w
+    elif how == MOVE_SCATTER:
+        for q in range(m):
+            dst[o + q] = src[k + q]
+    else:
+        for q in range(m):
+            dst[k + q] += src[o + q] * w
 
 
 @_j
@@ -1291,7 +1322,7 @@ def _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags):
     if op[ra] == CONST:
         return 0
     new = _reach(ra, n, off, adj, badj, flags)
-    _move(_view(ra, n, off, adj, badj), 0, _view(i, n, off, adj, badj), 0, auxi, aux[i],
+    _mv(_view(ra, n, off, adj, badj), 0, _view(i, n, off, adj, badj), 0, auxi, aux[i],
           MOVE_SCATTER_ADD, 1.0)
     return new
 
@@ -1309,7 +1340,7 @@ def _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags):
         ndim = auxi[pos + 1]
         if op[rj] != CONST:
             new += _reach(rj, n, off, adj, badj, flags)
-            _move(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD, 1.0)
+            _mv(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD, 1.0)
         pos += 3 + 2 * ndim
     return new
 
@@ -1331,7 +1362,7 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
             for k in range(gx.size):
                 gx[k] += gg
     else:
-        _move(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
+        _mv(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
     return new
 
 
@@ -1790,7 +1821,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
         elif kd == BINARY:
             _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
         elif kd == GATHER:
-            _move(_view(i, n, off, val, bulk), 0, _view(ra, n, off, val, bulk), 0, auxi,
+            _mv(_view(i, n, off, val, bulk), 0, _view(ra, n, off, val, bulk), 0, auxi,
                   aux[i], MOVE_GATHER, 1.0)
         elif kd == CONCAT:
             y = _view(i, n, off, val, bulk)
@@ -1799,7 +1830,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
+                _mv(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
         elif kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
             x = _view(ra, n, off, val, bulk)
@@ -1808,7 +1839,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 y[0] = _total(x, _u(0), _u(x.size)) * cc
             else:
                 _fill(y, 0.0)
-                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
+                _mv(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
                 for k in range(y.size):
                     y[k] *= cc
         elif kd == AXPY and o == AXPYS:  # z + s * v, rounded as the product and the sum were
@@ -1998,21 +2029,21 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                     t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
                 ty[k] = t
         elif kd == GATHER:
-            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
+            _mv(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
         elif kd == REDUCE:  # the scaled sum of the group's tangents
             _fill(ty, 0.0)
             tx = _view(ra, n, off, dval, dbulk)
             if aux[i] < 0:
                 ty[0] = _total(tx, _u(0), _u(tx.size)) * cc
             else:
-                _move(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
+                _mv(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
         elif kd == CONCAT:
             at = aux[i]
             pos = at + 1
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
+                _mv(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
                 pos += 3 + 2 * ndim
         elif kd == AXPY and o == AXPYC:  # (0 + tz) + tv * c / d
             d = auxf[aux[i]]
