@@ -263,6 +263,10 @@ AXPYS = 134
 # made only by Trace.optimize from z + v * c / d (a product by a number, maybe then divided
 # by one, used only there): a = z, b = v, c the multiplier, d (aux) the divisor, 1 for none
 AXPYC = 135
+# made only by Trace.optimize from a chain of AXPYS records, each the next one's z and used
+# only there: y = z + s1 * v1 + ... + sn * vn, left to right; a = z, and the aux entry
+# holds n, then s1, v1, ..., sn, vn (records)
+AXPYN = 136
 
 
 def _py_sigmoid(x: float) -> float:
@@ -504,6 +508,7 @@ OPS: tuple[Op, ...] = (
     Op(MULADDC, "muladd", "", UNARY, 0),
     Op(AXPYS, "axpy", "", AXPY, 0),
     Op(AXPYC, "axpy", "", AXPY, 0),
+    Op(AXPYN, "axpy", "", AXPY, 0),
 )
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
@@ -1370,11 +1375,18 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
 def _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags):
     """An AXPY record's adjoints, each as the records it replaces gave them: g to z, and for
     AXPYS (y = z + s * v) sum(g * v) to s and g * s to v, for AXPYC (y = z + v * c / d)
-    g / d * c to v.  Returns how many operands are newly reached."""
+    g / d * c to v; AXPYN's terms as AXPYS's, in the order the chain's records were swept
+    (the outer terms first, then z and the first term).  Returns how many operands are
+    newly reached."""
     new = 0
     m = n[i]
     gi = _u(off[i])
     rz = a[i]
+    if op[i] == AXPYN:
+        at = aux[i]
+        for t in range(auxi[at] - 1, 0, -1):
+            new += _axpy_term(auxi[at + 1 + 2 * t], auxi[at + 2 + 2 * t], gi, m, op, val, n,
+                              off, adj, badj, bulk, flags)
     if op[rz] != CONST:
         new += _reach(rz, n, off, adj, badj, flags)
         zu = _u(off[rz])
@@ -1396,7 +1408,17 @@ def _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags
                     t = gk / d if gk != 0.0 else 0.0
                     badj[vu + k] += t * cc if t != 0.0 else 0.0
         return new
-    rs, rv = b[i], int(c[i])
+    if op[i] == AXPYN:
+        return new + _axpy_term(auxi[aux[i] + 1], auxi[aux[i] + 2], gi, m, op, val, n, off,
+                                adj, badj, bulk, flags)
+    return new + _axpy_term(b[i], int(c[i]), gi, m, op, val, n, off, adj, badj, bulk, flags)
+
+
+@_j
+def _axpy_term(rs, rv, gi, m, op, val, n, off, adj, badj, bulk, flags):
+    """The adjoints of a term s * v of an AXPYS or AXPYN record (the record's adjoint at
+    ``gi``): sum(g * v) to s, g * s to v.  Returns how many are newly reached."""
+    new = 0
     s = val[rs]
     if op[rs] != CONST:
         new += _reach(rs, n, off, adj, badj, flags)
@@ -1847,6 +1869,16 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             yu, zu, vu = _u(off[i]), _u(off[ra]), _u(off[int(cc)])
             for k in range(_u(n[i])):
                 bulk[yu + k] = bulk[zu + k] + s * bulk[vu + k]
+        elif kd == AXPY and o == AXPYN:  # ((z + s1 * v1) + s2 * v2) + ..., as the chain was
+            at = aux[i]
+            yu, zu, mu = _u(off[i]), _u(off[ra]), _u(n[i])
+            s, vu = val[auxi[at + 1]], _u(off[auxi[at + 2]])
+            for k in range(mu):
+                bulk[yu + k] = bulk[zu + k] + s * bulk[vu + k]
+            for t in range(1, auxi[at]):
+                s, vu = val[auxi[at + 1 + 2 * t]], _u(off[auxi[at + 2 + 2 * t]])
+                for k in range(mu):
+                    bulk[yu + k] = bulk[yu + k] + s * bulk[vu + k]
         elif kd == AXPY:  # AXPYC: z + v * c / d, left to right, as the records were
             d = auxf[aux[i]]
             yu, zu, vu = _u(off[i]), _u(off[ra]), _u(off[b[i]])
@@ -2055,23 +2087,30 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                 if lz:
                     t += tz[k]
                 ty[k] = t + tv[k] * cc / d
-        elif kd == AXPY:  # the tangents of the sum of the product of the broadcast
-            rs, rv = b[i], int(cc)
-            s, ts = val[rs], dval[rs]
-            v = _view(rv, n, off, val, bulk)
-            tv = _view(rv, n, off, dval, dbulk)
-            tz = _view(ra, n, off, dval, dbulk)
-            lz, ls, lv = op[ra] != CONST, op[rs] != CONST, op[rv] != CONST
-            for k in range(y.size):
-                tp = 0.0
-                if ls:
-                    tp += ts * v[k]
-                if lv:
-                    tp += s * tv[k]
-                t = 0.0
-                if lz:
-                    t += tz[k]
-                ty[k] = t + tp
+        elif kd == AXPY:  # the tangents of the sum of the product of the broadcast, each
+            # term's (AXPYN's) added as its AXPYS record added it: (0 + t_z) + t_term
+            nterms = auxi[aux[i]] if o == AXPYN else 1
+            for j in range(nterms):
+                if o == AXPYN:
+                    rs, rv = auxi[aux[i] + 1 + 2 * j], auxi[aux[i] + 2 + 2 * j]
+                else:
+                    rs, rv = b[i], int(cc)
+                s, ts = val[rs], dval[rs]
+                v = _view(rv, n, off, val, bulk)
+                tv = _view(rv, n, off, dval, dbulk)
+                tz = _view(ra, n, off, dval, dbulk) if j == 0 else ty
+                lz = op[ra] != CONST or j > 0
+                ls, lv = op[rs] != CONST, op[rv] != CONST
+                for k in range(y.size):
+                    tp = 0.0
+                    if ls:
+                        tp += ts * v[k]
+                    if lv:
+                        tp += s * tv[k]
+                    t = 0.0
+                    if lz:
+                        t += tz[k]
+                    ty[k] = t + tp
         else:
             return i
     return stop

@@ -3,8 +3,8 @@ axpy fusion and dead-record elimination on a recorded tape (Python: it runs once
 not per replay).
 
 Operands of a record are ``a``, ``b`` for the kinds that read it, MASK's mask record (kept
-in ``c``) and CONCAT's operand list in the aux table; every rewrite below goes through
-``_operands``/``_renumber`` so they agree.
+in ``c``, as AXPYS's v) and CONCAT's and AXPYN's operand lists in the aux table; every
+rewrite below goes through ``_operands``/``_list_operands`` so they agree.
 """
 from __future__ import annotations
 
@@ -37,12 +37,29 @@ def _concat_operands(auxi, at):
     return out
 
 
+def _axpyn_operands(auxi, at):
+    """AXPYN's terms: the (position in auxi, record) of s1, v1, s2, v2, ..."""
+    return [(at + 1 + t, int(auxi[at + 1 + t])) for t in range(2 * int(auxi[at]))]
+
+
+def _list_operands(p, i):
+    """The operands a CONCAT or AXPYN record lists in the aux table, as (position, record),
+    or None for a record of another opcode."""
+    if T.KIND[p["op"][i]] == T.CONCAT:
+        return _concat_operands(p["auxi"], int(p["aux"][i]))
+    if p["op"][i] == T.AXPYN:
+        return _axpyn_operands(p["auxi"], int(p["aux"][i]))
+    return None
+
+
 def _operands(p, i):
     kd = T.KIND[p["op"][i]]
     if kd == T.SOURCE:
         return []
     if kd == T.CONCAT:
         return [r for _, r in _concat_operands(p["auxi"], int(p["aux"][i]))]
+    if p["op"][i] == T.AXPYN:
+        return [int(p["a"][i])] + [r for _, r in _axpyn_operands(p["auxi"], int(p["aux"][i]))]
     out = [int(p["a"][i])]
     if kd in _USES_B and p["b"][i] >= 0:
         out.append(int(p["b"][i]))
@@ -110,6 +127,63 @@ def _axpys(p, canon, kept):
         p["auxi"] = np.concatenate([p["auxi"], np.array(extra, dtype=np.int64)])
 
 
+def _live(p, canon, roots, inputs):
+    """The records the roots (outputs, guards) need, and the inputs."""
+    live = np.zeros(p["op"].size, dtype=bool)
+    live[list(inputs)] = True
+    live[roots] = True
+    for i in range(p["op"].size - 1, -1, -1):
+        if live[i] and p["op"][i] != T.CONST:
+            for r in _operands(p, i):
+                live[canon[r]] = True
+    return live
+
+
+def _axpy_chains(p, canon, roots, inputs):
+    """A chain of AXPYS records, each the next one's z and used only there, becomes one
+    AXPYN record (the last one's): ``z + s1 * v1 + ... + sn * vn``, summed left to right
+    as the chain was, its adjoints and tangents added in the chain's order.  A link joins
+    only if no live record between it and the chain's previous link reads one of the
+    chain's operands (whose adjoint would then sum in another order), so the rewrite is
+    exact.  It saves each inner record's pass over its value and its adjoint (llsq_obj: 9
+    AXPYS records become one)."""
+    op, a = p["op"], p["a"]
+    uses = _uses(p, canon, roots + list(inputs))
+    live = _live(p, canon, roots, inputs)
+    terms = {}  # AXPYN record -> its terms, innermost first
+    reads = {}  # AXPYN record -> the records its terms and z read
+    extra = []
+    base = p["auxi"].size
+    for j in range(op.size):
+        if op[j] != T.AXPYS or canon[j] != j:
+            continue
+        z = canon[a[j]]
+        if uses[z] != 1 or not (op[z] == T.AXPYS or z in terms):
+            continue
+        inner = terms.get(z, [(int(canon[p["b"][z]]), int(canon[int(p["c"][z])]))])
+        seen = reads.get(z, {int(canon[a[z]]), *inner[0]})
+        if any(live[r] and not seen.isdisjoint(int(canon[q]) for q in _operands(p, r))
+               for r in range(z + 1, j)):
+            continue
+        terms.pop(z, None)
+        reads.pop(z, None)
+        term = (int(canon[p["b"][j]]), int(canon[int(p["c"][j])]))
+        terms[j] = inner + [term]
+        reads[j] = seen | set(term)
+        a[j] = canon[a[z]]
+        op[j] = T.AXPYN
+        p["c"][j] = 0.0
+        p["b"][j] = -1
+        uses[z] = 0
+    for j, ts in terms.items():
+        p["aux"][j] = base + len(extra)
+        extra.append(len(ts))
+        for s_rec, v_rec in ts:
+            extra.extend((s_rec, v_rec))
+    if extra:
+        p["auxi"] = np.concatenate([p["auxi"], np.array(extra, dtype=np.int64)])
+
+
 def _multiply_adds(p, canon, kept):
     """``x * c`` whose one consumer is ``+ d`` becomes one MULADDC record ``x * c + d`` (the
     ``+`` record's, so nothing downstream changes; the ``*`` record then dies).  The value is
@@ -162,9 +236,9 @@ def optimize(prog, meta):
         else:
             at = int(p["aux"][i])
             auxkey = p["auxi"][at:ends[at]].tobytes() if at >= 0 else b""
-            if T.KIND[o] == T.CONCAT:
-                auxkey = tuple(int(canon[r]) for _, r in _concat_operands(p["auxi"], at)) + (
-                    auxkey,)
+            listed = _list_operands(p, i)
+            if listed is not None:  # the operands canonical, the rest of the entry as is
+                auxkey = tuple(int(canon[r]) for _, r in listed) + (auxkey,)
             kd = T.KIND[o]
             b = int(canon[p["b"][i]]) if kd in _USES_B and p["b"][i] >= 0 else -1
             c = int(canon[int(p["c"][i])]) if _c_record(o) else float(p["c"][i])
@@ -174,15 +248,9 @@ def optimize(prog, meta):
     roots = [canon[r] for r in meta["outs"]] + [canon[g[0]] for g in meta["guards"]]
     _multiply_adds(p, canon, roots + list(inputs))
     _axpys(p, canon, roots + list(inputs))
+    _axpy_chains(p, canon, roots, inputs)
     # 3. dead records: keep what outputs and guards need, and the inputs
-    live = np.zeros(k, dtype=bool)
-    live[list(meta["ins"])] = True
-    live[roots] = True
-    for i in range(k - 1, -1, -1):
-        if live[i] and op[i] != T.CONST:
-            for r in _operands(p, i):
-                live[canon[r]] = True
-    keep = np.flatnonzero(live)
+    keep = np.flatnonzero(_live(p, canon, roots, inputs))
     new = np.full(k, -1, dtype=np.int64)
     new[keep] = np.arange(keep.size)
 
@@ -205,15 +273,18 @@ def optimize(prog, meta):
         if kd == T.SOURCE:
             q["a"][j] = q["b"][j] = -1
             continue
-        if kd == T.CONCAT:  # a copy of the entry with the operand records renumbered
+        listed = _list_operands(p, i)
+        if listed is not None:  # a copy of the entry with the operand records renumbered
             at = int(p["aux"][i])
-            entry = p["auxi"][at:ends[at]].copy()
-            for pos, r in _concat_operands(p["auxi"], at):
+            end = ends[at] if kd == T.CONCAT else at + 1 + 2 * int(p["auxi"][at])
+            entry = p["auxi"][at:end].copy()
+            for pos, r in listed:
                 entry[pos - at] = renum(r)
             auxi.append(entry)
             q["aux"][j] = naux
             naux += entry.size
-            continue
+            if kd == T.CONCAT:
+                continue
         q["a"][j] = renum(p["a"][i])
         if kd in _USES_B and p["b"][i] >= 0:
             q["b"][j] = renum(p["b"][i])
