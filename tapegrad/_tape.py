@@ -934,6 +934,14 @@ def _unary_adjoints(o, badj, bulk, gi, xi, yi, m, c, d):
         for k in range(mu):
             gk = badj[gu + k]
             badj[xu + k] += gk * c * bulk[xu + k] if gk != 0.0 else 0.0
+    elif o == SIN and _trig_in_range(bulk, xu, mu):  # g * cos(x), vectorized
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += gk * _sin_cos(bulk[xu + k], True) if gk != 0.0 else 0.0
+    elif o == COS and _trig_in_range(bulk, xu, mu):  # -g * sin(x)
+        for k in range(mu):
+            gk = badj[gu + k]
+            badj[xu + k] += -gk * _sin_cos(bulk[xu + k], False) if gk != 0.0 else 0.0
     else:
         for k in range(mu):
             gk = badj[gu + k]
@@ -972,6 +980,94 @@ def _binary_adjoints(o, second, badj, bulk, gi, xi, zi, yi, m, c):
                     _binary_ba(o, gk, x, z, y, c)
 
 
+# ------------------------------------------------ sin and cos over float64 arrays
+# NumPy's float64 sin and cos call libm per element (~12 ns each here, against ~1.4 ns for
+# PyTorch's vectorized ones).  These are written so LLVM vectorizes them: no calls, no
+# branches.  x is reduced by the nearest multiple q of pi/2, with pi/2 split into three
+# parts (the first two of 33 bits, so q times them is exact for |q| < 2**20): r = x - q*pi/2
+# as a sum of two doubles.  sin and cos of r (|r| <= pi/4) are their Taylor series to the
+# terms r**17 and r**18 (the next terms are below 1e-19), the rounding of 1 - r*r/2 carried,
+# and r's low part added to first order.  The result is within an ulp of the correctly
+# rounded one (tests/test_trig.py measures it against libm).  Elements beyond TRIG_LIMIT, inf
+# and nan go to libm.
+
+
+def _split_half_pi():
+    from decimal import Decimal
+    from fractions import Fraction
+    pi = Fraction(Decimal("3.14159265358979323846264338327950288419716939937510582097494459"))
+    rest = pi / 2
+    parts = []
+    for bits in (33, 33, 53):
+        m, e = math.frexp(float(rest))
+        part = math.ldexp(math.floor(m * 2.0**bits) / 2.0**bits, e)
+        parts.append(part)
+        rest -= Fraction(part)
+    return parts, float(1 / (pi / 2))
+
+
+(PIO2_1, PIO2_2, PIO2_3), TWO_OVER_PI = _split_half_pi()
+TRIG_LIMIT = 1e5
+_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: (t + this) - this rounds t to an integer
+
+
+@_j
+def _sin_cos(v, cos):
+    """sin(v), or cos(v) with ``cos``, for |v| <= TRIG_LIMIT (see above)."""
+    q = (v * TWO_OVER_PI + _ROUNDER) - _ROUNDER
+    r1 = v - q * PIO2_1  # exact
+    b = q * PIO2_2  # exact
+    s = r1 - b
+    bb = s - r1
+    e = (r1 - (s - bb)) - (b + bb)  # s + e = r1 - b exactly
+    t = e - q * PIO2_3
+    r = s + t
+    bb = r - s
+    rr = (s - (r - bb)) + (t - bb)  # r + rr = s + t exactly
+    z = r * r
+    p = z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (
+        1.0 / 362880.0 + z * (-1.0 / 39916800.0 + z * (1.0 / 6227020800.0 + z * (
+            -1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0))))))))
+    sn = r + (r * p + rr * (1.0 - 0.5 * z))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    p = z * z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (
+        -1.0 / 3628800.0 + z * (1.0 / 479001600.0 + z * (-1.0 / 87178291200.0 + z * (
+            1.0 / 20922789888000.0 + z * (-1.0 / 6402373705728000.0))))))))
+    cs = w + (((1.0 - w) - hz) + (p - r * rr))
+    n = (int(q) + (1 if cos else 0)) & 3
+    out = sn if n & 1 == 0 else cs
+    out = -out if n >= 2 else out
+    if abs(v) < 1e-9:  # sin(v) rounds to v (and keeps -0.0), cos(v) to 1
+        out = 1.0 if cos else v
+    return out
+
+
+@_j
+def _trig_in_range(x, xo, m):
+    """Whether every x[xo + k] is within TRIG_LIMIT (nan is not)."""
+    bad = 0
+    for k in range(m):
+        bad += not abs(x[xo + k]) <= TRIG_LIMIT
+    return bad == 0
+
+
+@njit(**NJIT_LEAF)
+def sin_cos(x, y, cos):
+    """y = sin(x) (cos(x) with ``cos``) over 1-d float64 arrays, vectorized (see above)."""
+    m = _u(x.size)
+    if _trig_in_range(x, _u(0), m):
+        for k in range(m):
+            y[k] = _sin_cos(x[k], cos)
+        return
+    for k in range(m):
+        v = x[k]
+        if abs(v) <= TRIG_LIMIT:
+            y[k] = _sin_cos(v, cos)
+        else:
+            y[k] = math.cos(v) if cos else math.sin(v)
+
+
 @njit(**NJIT_LEAF)
 def _unary_values(o, bulk, yi, xi, m, c, d):
     """bulk[yi + k] = the unary op of bulk[xi + k] (replay)."""
@@ -994,6 +1090,9 @@ def _unary_values(o, bulk, yi, xi, m, c, d):
     elif o == POWC and c == 2.0:  # as NumPy's power: a square is x * x
         for k in range(mu):
             bulk[yu + k] = bulk[xu + k] * bulk[xu + k]
+    elif (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):  # as the eager forward
+        for k in range(mu):
+            bulk[yu + k] = _sin_cos(bulk[xu + k], o == COS)
     else:
         for k in range(mu):
             bulk[yu + k] = _unary_f(o, bulk[xu + k], c, d)

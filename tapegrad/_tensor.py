@@ -429,6 +429,8 @@ def _unary(x, op, c=0.0, d=0.0):
                            "are trying to invert a mask, use the `~` or `logical_not()` operator "
                            "instead.")
     fn = spec.np_fn if not spec.nconst else (lambda a: spec.np_fn(a, c, d))
+    if op in _TRIG and a.dtype == np.float64 and a.size >= 64:
+        fn = _trig(op == T.COS)
     if op in _MAY_WARN:
         with np.errstate(all="ignore"):
             y = _out(fn(a), dt)
@@ -439,6 +441,20 @@ def _unary(x, op, c=0.0, d=0.0):
             return _record_result(op, y, dt, (x,), c=c, aux_ints=_float_bits(d))
         return _record_result(op, y, dt, (x,), c=c)
     return _result(y, dt)
+
+
+_TRIG = (T.SIN, T.COS)
+
+
+def _trig(cos):
+    """sin or cos of a float64 array, vectorized (_tape.sin_cos: within an ulp; NumPy's
+    call libm per element, ~3x slower here)."""
+    def fn(a):
+        flat = np.ascontiguousarray(a).reshape(-1)
+        out = np.empty(flat.size)
+        T.sin_cos(flat, out, cos)
+        return out.reshape(a.shape)
+    return fn
 
 
 def _float_bits(d):
