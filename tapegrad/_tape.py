@@ -1378,6 +1378,16 @@ def _reach(r, n, off, adj, badj, flags):
 
 
 @_j
+def _claim(r, flags):
+    """Mark record r reached, leaving its adjoint as it is: the caller writes all of it.
+    Returns 1 if newly reached (0: the caller must add to it)."""
+    if flags[r] & REACHED:
+        return 0
+    flags[r] |= REACHED
+    return 1
+
+
+@_j
 def _target(r, n, off, adj, badj, flags):
     """The adjoint of record r, zero-filled on first reach.  Returns (view, newly reached)."""
     m = n[r]
@@ -1690,24 +1700,32 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             x = _view(ra, n, off, val, bulk)
             z = _view(rb, n, off, val, bulk)
             g3 = g.reshape((nb, mm, nn))
+            # a target reached here first gets the product written into it (np.dot's out:
+            # no zero fill, no temporary, no second pass over it)
             if op[ra] != CONST:
                 if _stale(flags, rb, i, mrec, mat):
                     return ERR_MODIFIED, rb, nfree, nh, pending
-                gx, new = _target(ra, n, off, adj, badj, flags)
+                new = _claim(ra, flags)
                 pending += new
-                gx3 = gx.reshape((nb, mm, kk))
+                gx3 = _view(ra, n, off, adj, badj).reshape((nb, mm, kk))
                 z3 = z.reshape((nb, kk, nn))
                 for q in range(nb):
-                    gx3[q] += np.dot(g3[q], z3[q].T)
+                    if new:
+                        np.dot(g3[q], z3[q].T, gx3[q])
+                    else:
+                        gx3[q] += np.dot(g3[q], z3[q].T)
             if op[rb] != CONST:
                 if _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh, pending
-                gz, new = _target(rb, n, off, adj, badj, flags)
+                new = _claim(rb, flags)
                 pending += new
-                gz3 = gz.reshape((nb, kk, nn))
+                gz3 = _view(rb, n, off, adj, badj).reshape((nb, kk, nn))
                 x3 = x.reshape((nb, mm, kk))
                 for q in range(nb):
-                    gz3[q] += np.dot(x3[q].T, g3[q])
+                    if new:
+                        np.dot(x3[q].T, g3[q], gz3[q])
+                    else:
+                        gz3[q] += np.dot(x3[q].T, g3[q])
         elif kd == SETITEM:
             # out = a with the mapped positions replaced by b
             m = index_map(auxi, aux[i])

@@ -233,6 +233,29 @@ def test_fan_out_same_tensor_on_both_sides(oracle):
     check(oracle, prog, ([5.0, -2.0, 10.0], [6.25, 1.0, 25.0]))
 
 
+def test_matmul_adjoints_written_or_added(oracle):
+    """A matmul's operand reached there first gets the product written into its adjoint;
+    one reached before (a later use), or the same tensor on both sides, gets it added."""
+    a0 = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]
+    b0 = [[1.0, 2.0], [-0.5, 0.3], [0.7, -1.2]]
+    s0 = [[0.2, -0.4, 1.1], [0.9, 0.6, -0.3], [-1.4, 0.8, 0.5]]
+
+    def prog(t):
+        a = t.tensor(a0, requires_grad=True)
+        b = t.tensor(b0, requires_grad=True)
+        s = t.tensor(s0, requires_grad=True)
+        y = (a @ b).sum() + (a * a).sum()  # a reached first by the later product
+        z = ((s @ s) * (s @ s)).sum()  # s on both sides, twice
+        (y + z).backward()
+        return a.grad, b.grad, s.grad
+
+    A, B, S = np.array(a0), np.array(b0), np.array(s0)
+    ss = S @ S
+    g = 2 * ss  # d z / d (s @ s)
+    expected = (np.ones((2, 2)) @ B.T + 2 * A, A.T @ np.ones((2, 2)), g @ S.T + S.T @ g)
+    check(oracle, prog, tuple(e.tolist() for e in expected))
+
+
 def test_fan_out_scalar_fast_path(oracle):
     def prog(t):
         x = t.tensor(1.5, dtype=t.float64, requires_grad=True)
