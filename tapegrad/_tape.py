@@ -1260,18 +1260,52 @@ def _move(dst, do, src, so, auxi, at, how, w):
 
 
 @_j
-def _mv(dst, do, src, so, auxi, at, how, w):
-    """_move, with its commonest map (one contiguous line: slices, concatenation's parts)
-    inlined where called: the call and the general decoding cost ~15 ns of ~30 per
-    100-element move here."""
+def _one_line(auxi, at):
+    """The first offset and the length of a map that is one contiguous line (a slice, a
+    part of a concatenation), or length -1."""
     if auxi[at] == 1 and auxi[at + 3] == 1:
-        base = _u(auxi[at + 1])
-        if how == MOVE_GATHER or how == MOVE_GATHER_ADD:
-            _line(dst, src, _u(so) + base, _u(do), _u(auxi[at + 2]), how, w)
-        else:
-            _line(dst, src, _u(do) + base, _u(so), _u(auxi[at + 2]), how, w)
-    else:
-        _move(dst, do, src, so, auxi, at, how, w)
+        return _u(auxi[at + 1]), auxi[at + 2]
+    return _u(0), -1
+
+
+# _move for one way each, its commonest map (one contiguous line) inlined where called:
+# the call and the general decoding cost ~15 ns of ~30 per 100-element move here.  One per
+# way, and only at the lean kernels' slices and concatenations, since every inlined loop
+# adds to the cold compile.
+@_j
+def _mv_gather(dst, src, auxi, at):
+    o, m = _one_line(auxi, at)
+    if m < 0:
+        _move(dst, 0, src, 0, auxi, at, MOVE_GATHER, 1.0)
+    for q in range(_u(max(m, 0))):
+        dst[q] = src[o + q]
+
+
+@_j
+def _mv_scatter(dst, src, auxi, at):
+    o, m = _one_line(auxi, at)
+    if m < 0:
+        _move(dst, 0, src, 0, auxi, at, MOVE_SCATTER, 1.0)
+    for q in range(_u(max(m, 0))):
+        dst[o + q] = src[q]
+
+
+@_j
+def _mv_scatter_add(dst, src, auxi, at):
+    o, m = _one_line(auxi, at)
+    if m < 0:
+        _move(dst, 0, src, 0, auxi, at, MOVE_SCATTER_ADD, 1.0)
+    for q in range(_u(max(m, 0))):
+        dst[o + q] += src[q]
+
+
+@_j
+def _mv_gather_add(dst, src, auxi, at):
+    o, m = _one_line(auxi, at)
+    if m < 0:
+        _move(dst, 0, src, 0, auxi, at, MOVE_GATHER_ADD, 1.0)
+    for q in range(_u(max(m, 0))):
+        dst[q] += src[o + q]
 
 
 @_j
@@ -1436,8 +1470,7 @@ def _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags):
     if op[ra] == CONST:
         return 0
     new = _reach(ra, n, off, adj, badj, flags)
-    _mv(_view(ra, n, off, adj, badj), 0, _view(i, n, off, adj, badj), 0, auxi, aux[i],
-          MOVE_SCATTER_ADD, 1.0)
+    _mv_scatter_add(_view(ra, n, off, adj, badj), _view(i, n, off, adj, badj), auxi, aux[i])
     return new
 
 
@@ -1454,7 +1487,7 @@ def _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags):
         ndim = auxi[pos + 1]
         if op[rj] != CONST:
             new += _reach(rj, n, off, adj, badj, flags)
-            _mv(_view(rj, n, off, adj, badj), 0, g, 0, auxi, pos + 1, MOVE_GATHER_ADD, 1.0)
+            _mv_gather_add(_view(rj, n, off, adj, badj), g, auxi, pos + 1)
         pos += 3 + 2 * ndim
     return new
 
@@ -1476,7 +1509,7 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
             for k in range(gx.size):
                 gx[k] += gg
     else:
-        _mv(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
+        _move(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
     return new
 
 
@@ -1701,7 +1734,9 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
             z = _view(rb, n, off, val, bulk)
             g3 = g.reshape((nb, mm, nn))
             # a target reached here first gets the product written into it (np.dot's out:
-            # no zero fill, no temporary, no second pass over it)
+            # no zero fill, no temporary, no second pass over it); one reached before gets
+            # it through a temporary.  Only the out form of np.dot appears: each form
+            # compiles separately (~4 s each, cold)
             if op[ra] != CONST:
                 if _stale(flags, rb, i, mrec, mat):
                     return ERR_MODIFIED, rb, nfree, nh, pending
@@ -1709,11 +1744,12 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 gx3 = _view(ra, n, off, adj, badj).reshape((nb, mm, kk))
                 z3 = z.reshape((nb, kk, nn))
+                tmp = np.empty((0 if new else mm, kk))
                 for q in range(nb):
-                    if new:
-                        np.dot(g3[q], z3[q].T, gx3[q])
-                    else:
-                        gx3[q] += np.dot(g3[q], z3[q].T)
+                    t = gx3[q] if new else tmp
+                    np.dot(g3[q], z3[q].T, t)
+                    if not new:
+                        gx3[q] += t
             if op[rb] != CONST:
                 if _stale(flags, ra, i, mrec, mat):
                     return ERR_MODIFIED, ra, nfree, nh, pending
@@ -1721,11 +1757,12 @@ def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
                 pending += new
                 gz3 = _view(rb, n, off, adj, badj).reshape((nb, kk, nn))
                 x3 = x.reshape((nb, mm, kk))
+                tmp = np.empty((0 if new else kk, nn))
                 for q in range(nb):
-                    if new:
-                        np.dot(x3[q].T, g3[q], gz3[q])
-                    else:
-                        gz3[q] += np.dot(x3[q].T, g3[q])
+                    t = gz3[q] if new else tmp
+                    np.dot(x3[q].T, g3[q], t)
+                    if not new:
+                        gz3[q] += t
         elif kd == SETITEM:
             # out = a with the mapped positions replaced by b
             m = index_map(auxi, aux[i])
@@ -1960,8 +1997,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
         elif kd == BINARY:
             _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
         elif kd == GATHER:
-            _mv(_view(i, n, off, val, bulk), 0, _view(ra, n, off, val, bulk), 0, auxi,
-                  aux[i], MOVE_GATHER, 1.0)
+            _mv_gather(_view(i, n, off, val, bulk), _view(ra, n, off, val, bulk), auxi, aux[i])
         elif kd == CONCAT:
             y = _view(i, n, off, val, bulk)
             at = aux[i]
@@ -1969,7 +2005,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _mv(y, 0, _view(rj, n, off, val, bulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
+                _mv_scatter(y, _view(rj, n, off, val, bulk), auxi, pos + 1)
                 pos += 3 + 2 * ndim
         elif kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
             x = _view(ra, n, off, val, bulk)
@@ -1978,7 +2014,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 y[0] = _total(x, _u(0), _u(x.size)) * cc
             else:
                 _fill(y, 0.0)
-                _mv(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
+                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
                 for k in range(y.size):
                     y[k] *= cc
         elif kd == AXPY and o == AXPYS:  # z + s * v, rounded as the product and the sum were
@@ -2178,21 +2214,22 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                     t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
                 ty[k] = t
         elif kd == GATHER:
-            _mv(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
+            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
         elif kd == REDUCE:  # the scaled sum of the group's tangents
             _fill(ty, 0.0)
             tx = _view(ra, n, off, dval, dbulk)
             if aux[i] < 0:
                 ty[0] = _total(tx, _u(0), _u(tx.size)) * cc
             else:
-                _mv(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
+                _move(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
         elif kd == CONCAT:
             at = aux[i]
             pos = at + 1
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _mv(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER, 1.0)
+                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER,
+                      1.0)
                 pos += 3 + 2 * ndim
         elif kd == AXPY and o == AXPYC:  # (0 + tz) + tv * c / d
             d = auxf[aux[i]]
