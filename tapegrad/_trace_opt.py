@@ -160,8 +160,11 @@ def _axpy_chains(p, canon, roots, inputs):
         z = canon[a[j]]
         if uses[z] != 1 or not (op[z] == T.AXPYS or z in terms):
             continue
-        inner = terms.get(z, [(int(canon[p["b"][z]]), int(canon[int(p["c"][z])]))])
-        seen = reads.get(z, {int(canon[a[z]]), *inner[0]})
+        if z in terms:
+            inner, seen = terms[z], reads[z]
+        else:  # the chain's first link, an AXPYS record
+            inner = [(int(canon[p["b"][z]]), int(canon[int(p["c"][z])]))]
+            seen = {int(canon[a[z]]), *inner[0]}
         if any(live[r] and not seen.isdisjoint(int(canon[q]) for q in _operands(p, r))
                for r in range(z + 1, j)):
             continue
