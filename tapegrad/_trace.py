@@ -509,28 +509,27 @@ class Trace:
         slow = Trace.gradient
 
         def gradient(*args):
-            if len(args) == 1:
-                x = args[0]
-                if x.__class__ is np.ndarray:
-                    if x.shape == shape and x.dtype is _F64:
-                        if x.strides != _FLAT:  # n-d or strided: copied, else passed as is
-                            xv[...] = x
-                            x = x1
-                        k = _packed[0]
-                        failed = k(ibuf, fbuf, x, _PULLBACK)
-                        if k is T.trace_packed:
-                            _entry_point()
-                        if failed < 0:
-                            return gv.copy()
-                elif x.__class__ is float and not nd:
+            if len(args) != 1:
+                return slow(self, *args)
+            x = args[0]
+            if x.__class__ is np.ndarray:
+                if x.shape != shape or x.dtype is not _F64:
+                    return slow(self, *args)
+                if x.strides != _FLAT:  # 0-d, n-d or strided: copied, else read in place
                     xv[...] = x
-                    k = _packed[0]
-                    failed = k(ibuf, fbuf, x1, _PULLBACK)
-                    if k is T.trace_packed:
-                        _entry_point()
-                    if failed < 0:
-                        return float(gv)
-            return slow(self, *args)
+                    x = x1
+            elif x.__class__ is float and not nd:
+                xv[...] = x
+                x = x1
+            else:
+                return slow(self, *args)
+            k = _packed[0]
+            failed = k(ibuf, fbuf, x, _PULLBACK)
+            if k is T.trace_packed:
+                _entry_point()
+            if failed >= 0:
+                return slow(self, *args)  # raises the guard's error
+            return gv.copy() if nd else float(gv)
 
         gradient.__doc__ = Trace.gradient.__doc__
         return gradient

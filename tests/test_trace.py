@@ -15,6 +15,7 @@ from op_specs import case_id, cases, inputs_for, seed_of
 
 import tapegrad
 from tapegrad import _tape as T
+from tapegrad._trace import Trace
 from tapegrad.bench.workloads import WORKLOADS, an_ode_state
 
 try:
@@ -448,6 +449,11 @@ def test_gradient_fast_path_takes_every_layout():
         _close(tr.gradient(x0.reshape(shape).astype(np.float32)),
                3 * x0.reshape(shape).astype(np.float32).astype(np.float64) ** 2
                + np.eye(1, 6).reshape(shape), "float32 converted")
+    # a 0-d argument, as an array or a float, gives a float on either path
+    tr = tapegrad.trace(lambda x: x * x * 3.0, np.array(2.0))
+    for x in (np.array(2.0), 2.0):
+        got = tr.gradient(x)
+        assert got.__class__ is float and got == Trace.gradient(tr, x) == 12.0
 
 
 # ---------------------------------------------------------------- optimize, save, batches
