@@ -1268,44 +1268,17 @@ def _one_line(auxi, at):
     return _u(0), -1
 
 
-# _move for one way each, its commonest map (one contiguous line) inlined where called:
-# the call and the general decoding cost ~15 ns of ~30 per 100-element move here.  One per
-# way, and only at the lean kernels' slices and concatenations, since every inlined loop
-# adds to the cold compile.
 @_j
-def _mv_gather(dst, src, auxi, at):
+def _mv(dst, src, auxi, at, how):
+    """_move (offsets 0, weight 1), its commonest map (one contiguous line) inlined where
+    called: the call and the general decoding cost ~15 ns of ~30 per 100-element move here.
+    Used only at the lean kernels' slices and concatenations, since every inlined loop adds
+    to the cold compile."""
     o, m = _one_line(auxi, at)
     if m < 0:
-        _move(dst, 0, src, 0, auxi, at, MOVE_GATHER, 1.0)
-    for q in range(_u(max(m, 0))):
-        dst[q] = src[o + q]
-
-
-@_j
-def _mv_scatter(dst, src, auxi, at):
-    o, m = _one_line(auxi, at)
-    if m < 0:
-        _move(dst, 0, src, 0, auxi, at, MOVE_SCATTER, 1.0)
-    for q in range(_u(max(m, 0))):
-        dst[o + q] = src[q]
-
-
-@_j
-def _mv_scatter_add(dst, src, auxi, at):
-    o, m = _one_line(auxi, at)
-    if m < 0:
-        _move(dst, 0, src, 0, auxi, at, MOVE_SCATTER_ADD, 1.0)
-    for q in range(_u(max(m, 0))):
-        dst[o + q] += src[q]
-
-
-@_j
-def _mv_gather_add(dst, src, auxi, at):
-    o, m = _one_line(auxi, at)
-    if m < 0:
-        _move(dst, 0, src, 0, auxi, at, MOVE_GATHER_ADD, 1.0)
-    for q in range(_u(max(m, 0))):
-        dst[q] += src[o + q]
+        _move(dst, 0, src, 0, auxi, at, how, 1.0)
+    else:
+        _line(dst, src, o, _u(0), _u(m), how, 1.0)
 
 
 @_j
@@ -1398,9 +1371,8 @@ def _view(r, n, off, val, bulk):
 def _reach(r, n, off, adj, badj, flags):
     """Zero-fill record r's adjoint on first reach, without a view; returns 1 if newly
     reached."""
-    if flags[r] & REACHED:
+    if not _claim(r, flags):
         return 0
-    flags[r] |= REACHED
     m = n[r]
     if m == 1:
         adj[r] = 0.0
@@ -1430,10 +1402,9 @@ def _target(r, n, off, adj, badj, flags):
     else:
         o = off[r]
         v = badj[o:o + m]
-    if flags[r] & REACHED:
+    if not _claim(r, flags):
         return v, 0
     v[:] = 0.0
-    flags[r] |= REACHED
     return v, 1
 
 
@@ -1470,7 +1441,8 @@ def _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags):
     if op[ra] == CONST:
         return 0
     new = _reach(ra, n, off, adj, badj, flags)
-    _mv_scatter_add(_view(ra, n, off, adj, badj), _view(i, n, off, adj, badj), auxi, aux[i])
+    _mv(_view(ra, n, off, adj, badj), _view(i, n, off, adj, badj), auxi, aux[i],
+        MOVE_SCATTER_ADD)
     return new
 
 
@@ -1487,7 +1459,7 @@ def _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags):
         ndim = auxi[pos + 1]
         if op[rj] != CONST:
             new += _reach(rj, n, off, adj, badj, flags)
-            _mv_gather_add(_view(rj, n, off, adj, badj), g, auxi, pos + 1)
+            _mv(_view(rj, n, off, adj, badj), g, auxi, pos + 1, MOVE_GATHER_ADD)
         pos += 3 + 2 * ndim
     return new
 
@@ -1997,7 +1969,8 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
         elif kd == BINARY:
             _binary_values(o, bulk, off[i], off[ra], off[b[i]], n[i], cc)
         elif kd == GATHER:
-            _mv_gather(_view(i, n, off, val, bulk), _view(ra, n, off, val, bulk), auxi, aux[i])
+            _mv(_view(i, n, off, val, bulk), _view(ra, n, off, val, bulk), auxi, aux[i],
+                MOVE_GATHER)
         elif kd == CONCAT:
             y = _view(i, n, off, val, bulk)
             at = aux[i]
@@ -2005,7 +1978,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _mv_scatter(y, _view(rj, n, off, val, bulk), auxi, pos + 1)
+                _mv(y, _view(rj, n, off, val, bulk), auxi, pos + 1, MOVE_SCATTER)
                 pos += 3 + 2 * ndim
         elif kd == REDUCE:  # sum, then scale: the mean of nothing is 0 * inf = nan
             x = _view(ra, n, off, val, bulk)
