@@ -31,11 +31,10 @@ _ids = itertools.count(1)
 
 
 class Segment:
-    __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "cols", "bulk", "badj",
-                 "nbulk",
-                 "auxi", "naux", "nconst", "nfreed", "leaves", "imports", "retained", "modified",
-                 "nodes", "names", "edges", "hooked", "callbacks", "dead",
-                 "__weakref__")
+    __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "fbulk", "cols", "bulk",
+                 "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
+                 "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
+                 "elements", "maps", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set: a training step then never grows its arrays again
@@ -70,6 +69,7 @@ class Segment:
         self.stage = []  # staged records, W floats each (see _tape.flush)
         self.side = []  # the extra fields of staged records that need them
         self.nflushed = 0
+        self.fbulk = 0  # where the values of the first staged record start in the bulk arena
         self.nbulk = 0
         self.naux = 0
         self.nconst = 0
@@ -84,6 +84,8 @@ class Segment:
         self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
+        self.elements = {}  # k -> aux entry (0, k): the index map of element k of a 1-d record
+        self.maps = {}  # (source shape, shape) -> aux entry of that broadcast's index map
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -100,6 +102,13 @@ class Segment:
                     self._grow_bulk(o + m)
                 self.nbulk = o + m
                 self.bulk[o:o + m] = value if value.ndim == 1 else value.reshape(-1)
+                if aux == -1:
+                    if T.IS_UNARY[op]:
+                        self.stage.extend((op + T.ARR, ra, c, m))
+                        return self._staged(r)
+                    if c == 0.0:
+                        self.stage.extend((op + T.ARR, ra, rb, m))
+                        return self._staged(r)
                 self.stage.extend((op + T.SIDE, ra, rb, 0.0))
                 self.side.extend((c, m, o, aux))
                 return self._staged(r)
@@ -110,6 +119,36 @@ class Segment:
         else:
             self.stage.extend((op, ra, c if unary else rb, value))
         return self._staged(r)
+
+    def record_broadcast(self, ra, value, shape, m, at) -> int:
+        """Append a BROADCAST of ra's value (a float or an array) to ``shape`` (m > 1 elements),
+        its index map at ``at`` in the aux table (maps are shared: ``self.maps``)."""
+        r = self.nrec
+        self.nrec = r + 1
+        o = self.nbulk
+        if o + m > len(self.bulk):
+            self._grow_bulk(o + m)
+        self.nbulk = o + m
+        self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment
+        self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
+        self.side.extend((0.0, m, o, at))
+        if len(self.stage) >= STAGE_LIMIT:
+            self.flush()
+        return r
+
+    def record_element(self, ra, k, value) -> int:
+        """Append a SELECT of element k of the 1-d record ra (Tensor.__getitem__'s fast path);
+        the index maps (0, k) are shared by every element k of the segment."""
+        at = self.elements.get(k)
+        if at is None:
+            at = self.elements[k] = self.add_aux((0, k))
+        r = self.nrec
+        self.nrec = r + 1
+        self.stage.extend((T.SELECT + T.SIDE, ra, -1, value))
+        self.side.extend((0.0, 1, -1, at))
+        if len(self.stage) >= STAGE_LIMIT:
+            self.flush()
+        return r
 
     def _staged(self, r):
         if len(self.stage) >= STAGE_LIMIT:
@@ -138,8 +177,9 @@ class Segment:
         side = self.side
         T.flush(np.fromiter(stage, np.float64, len(stage)),
                 np.fromiter(side, np.float64, len(side)) if side else _EMPTY, start,
-                *self.cols[:9])
+                self.fbulk, *self.cols[:9])
         self.nflushed = start + rows
+        self.fbulk = self.nbulk
         stage.clear()
         side.clear()
 

@@ -134,7 +134,8 @@ def _scalar_c(op, x, c, v):
         if st.grad_enabled:
             seg = st.seg
             r = seg.nrec
-            if x._seg is seg and r < seg.limit and x._x is None:
+            xx = x._x
+            if x._seg is seg and r < seg.limit and (xx is None or xx.rver == xx.vc[0]):
                 seg.nrec = r + 1
                 stage = seg.stage
                 stage.extend((op, x._rec, c, v))
@@ -163,8 +164,11 @@ def _scalar_b(op, x, y, v):
         if st.grad_enabled:
             seg = st.seg
             r = seg.nrec
-            if (x._seg is seg and y._seg is seg and r < seg.limit and x._x is None
-                    and y._x is None):
+            xx = x._x
+            yx = y._x
+            if (x._seg is seg and y._seg is seg and r < seg.limit
+                    and (xx is None or xx.rver == xx.vc[0])
+                    and (yx is None or yx.rver == yx.vc[0])):
                 seg.nrec = r + 1
                 stage = seg.stage
                 stage.extend((op, x._rec, y._rec, v))
@@ -331,8 +335,15 @@ def _operand(seg, t, shape) -> int:
     tshape = () if a is None else a.shape
     if tshape == shape:
         return r
-    return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
-                      seg.add_aux(_broadcast_map(tshape, shape)))
+    m = math.prod(shape)
+    if m == 1:
+        return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
+                          seg.add_aux(_broadcast_map(tshape, shape)))
+    key = (tshape, shape)
+    at = seg.maps.get(key)
+    if at is None:
+        at = seg.maps[key] = seg.add_aux(_broadcast_map(tshape, shape))
+    return seg.record_broadcast(r, _val64(t), shape, m, at)
 
 
 def _c_strides(shape):
@@ -392,8 +403,29 @@ def _require_float_grad(dt):
 
 
 _INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
-# ops whose NumPy forms warn on domain errors/overflow, where PyTorch is silent;
-# np.errstate costs ~1 us, so only these pay for it
+
+
+def _quiet_errstate(fn, *args):
+    with np.errstate(all="ignore"):
+        return fn(*args)
+
+
+try:  # np.errstate(all="ignore") without its ~1.5 us: the context variable it sets, set
+    from numpy._core.umath import _extobj_contextvar as _EXTOBJ  # directly (NumPy >= 2)
+    from numpy._core.umath import _make_extobj
+    _IGNORE = _make_extobj(all="ignore")
+
+    def _quiet(fn, *args):
+        """fn(*args) with NumPy's floating-point warnings off, as PyTorch is silent."""
+        token = _EXTOBJ.set(_IGNORE)
+        try:
+            return fn(*args)
+        finally:
+            _EXTOBJ.reset(token)
+except (ImportError, AttributeError, TypeError):  # another NumPy: the public way
+    _quiet = _quiet_errstate
+
+# ops whose NumPy forms warn on domain errors/overflow, where PyTorch is silent
 _MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC, T.POWC,
                        T.SIN, T.COS,
                        T.RPOWC, T.LOG1P, T.EXPM1, T.LOG2, T.LOG10, T.EXP2, T.TAN, T.SINH,
@@ -421,6 +453,19 @@ def _unary(x, op, c=0.0, d=0.0):
         return _result(y, D.float64)
     dt = x._dt
     a = x._a
+    if a.dtype is _F64NP and not spec.nconst:  # the common case, without the checks below
+        if op in _TRIG:
+            y = _sin_cos(a, op == T.COS)
+        elif op in _MAY_WARN:
+            y = _quiet(spec.np_fn, a)
+        else:
+            y = spec.np_fn(a)
+        if y.__class__ is not np.ndarray or not y.flags.c_contiguous:
+            y = _out(y, _F64)
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            return _result(y, _F64, seg, seg.record(op, _ref(seg, x), -1, c, y))
+        return _result(y, _F64)
     if not dt.is_floating_point and op not in _INT_STAYS:
         dt = D.get_default_dtype()
         a = a.astype(dt.np)
@@ -429,11 +474,8 @@ def _unary(x, op, c=0.0, d=0.0):
                            "are trying to invert a mask, use the `~` or `logical_not()` operator "
                            "instead.")
     fn = spec.np_fn if not spec.nconst else (lambda a: spec.np_fn(a, c, d))
-    if op in _TRIG and a.dtype == np.float64 and a.size >= 64:
-        fn = _trig(op == T.COS)
     if op in _MAY_WARN:
-        with np.errstate(all="ignore"):
-            y = _out(fn(a), dt)
+        y = _out(_quiet(fn, a), dt)
     else:
         y = _out(fn(a), dt)
     if x._rg and state.grad_enabled:
@@ -446,15 +488,12 @@ def _unary(x, op, c=0.0, d=0.0):
 _TRIG = (T.SIN, T.COS)
 
 
-def _trig(cos):
+def _sin_cos(a, cos):
     """sin or cos of a float64 array, vectorized (_tape.sin_cos: within an ulp; NumPy's
-    call libm per element, ~3x slower here)."""
-    def fn(a):
-        flat = np.ascontiguousarray(a).reshape(-1)
-        out = np.empty(flat.size)
-        T.sin_cos(flat, out, cos)
-        return out.reshape(a.shape)
-    return fn
+    call libm per element, ~3x slower here, and warn on inf)."""
+    out = np.empty(a.shape)
+    T.sin_cos(a.reshape(-1), out.reshape(-1), cos)
+    return out
 
 
 def _float_bits(d):
@@ -464,6 +503,7 @@ def _float_bits(d):
 
 _CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC,
              T.FMOD: T.FMODC, T.REMAINDER: T.REMAINDERC}
+_NP_CONST = {T.ADDC: np.add, T.SUBC: np.subtract, T.MULC: np.multiply, T.DIVC: np.true_divide}
 _NP_BINARY = {T.ADD: np.add, T.SUB: np.subtract, T.MUL: np.multiply, T.DIV: np.true_divide,
               T.POW: np.power, T.MAXIMUM: np.maximum, T.MINIMUM: np.minimum,
               T.ATAN2: np.arctan2, T.FMOD: np.fmod, T.REMAINDER: np.remainder}
@@ -491,6 +531,19 @@ def _binary(op, x, y, reverse=False):
         x, y = y, x
     xv = x._v
     yv = y._v
+    if T.ADD <= op <= T.MUL:
+        # + - * on float64 arrays of one shape, or an array and a fast-path scalar
+        xa = x._a
+        ya = y._a
+        if xa is not None:
+            if xa.dtype is _F64NP:
+                if ya is None:
+                    if yv is not None:
+                        return _binary_f64(op, x, y, xa, yv)
+                elif ya.dtype is _F64NP and xa.shape == ya.shape:
+                    return _binary_f64(op, x, y, xa, ya)
+        elif ya is not None and xv is not None and ya.dtype is _F64NP:
+            return _binary_f64(op, x, y, xv, ya)
     if xv is not None and yv is not None and T.ADD <= op <= T.DIV:  # + - * / on 0-d float64
         if op == T.ADD:
             v = xv + yv
@@ -524,13 +577,26 @@ def _binary(op, x, y, reverse=False):
     if ya.dtype is not dt.np:
         ya = ya.astype(dt.np)
     if op in _MAY_WARN:
-        with np.errstate(all="ignore"):
-            out = _out(_NP_BINARY[op](xa, ya), dt)
+        out = _out(_quiet(_NP_BINARY[op], xa, ya), dt)
     else:
         out = _out(_NP_BINARY[op](xa, ya), dt)
     if (x._rg or y._rg) and state.grad_enabled:
         return _record_result(op, out, dt, (x, y), shape=shape)
     return _result(out, dt)
+
+
+def _binary_f64(op, x, y, xa, ya):
+    """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
+    (the value of a fast-path scalar, broadcast)."""
+    out = _NP_BINARY[op](xa, ya)
+    if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
+        out = _out(out, _F64)
+    if (x._rg or y._rg) and state.grad_enabled:
+        seg = E.current()
+        shape = out.shape
+        rec = seg.record(op, _operand(seg, x, shape), _operand(seg, y, shape), 0.0, out)
+        return _result(out, _F64, seg, rec)
+    return _result(out, _F64)
 
 
 def _py_div0(a, b):
@@ -573,6 +639,20 @@ def _binary_number(op, x, c, reverse):
             ra = x._rec if x._seg is seg else _ref(seg, x)
             return _result(v, D.float64, seg, seg.record(code, ra, -1, cf, v))
         return _result(v, D.float64)
+    xa = x._a
+    if (xa.dtype is _F64NP and T.ADDC <= code <= T.DIVC
+            and (c.__class__ is float or c.__class__ is int)
+            and (code != T.DIVC or 1.0 <= abs(cf) < math.inf)):
+        # + - * on float64 arrays, and / by a finite constant of magnitude >= 1, which can
+        # neither overflow nor divide by zero: no NumPy warning to silence
+        out = _NP_CONST[code](xa, cf) if code != T.RSUBC else np.subtract(cf, xa)
+        if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
+            out = _out(out, _F64)
+        if x._rg and state.grad_enabled:
+            seg = E.current()
+            rec = seg.record(code, _ref(seg, x), -1, cf, out)
+            return _result(out, _F64, seg, rec)
+        return _result(out, _F64)
     dt = x._dt
     if not dt.is_floating_point or (c.__class__ is not float and c.__class__ is not int):
         dt = D.result_type((x, c))
@@ -585,8 +665,7 @@ def _binary_number(op, x, c, reverse):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     fn = _NP_BINARY[op]
     if code in _MAY_WARN:
-        with np.errstate(all="ignore"):
-            out = fn(c, a) if reverse else fn(a, c)
+        out = _quiet(fn, c, a) if reverse else _quiet(fn, a, c)
     else:
         out = fn(c, a) if reverse else fn(a, c)
     out = _out(out, dt)
@@ -1959,22 +2038,29 @@ class Tensor:
             n = self._a.shape[0]
             if not -n <= index < n:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
-            k = index % n
+            k = index if index >= 0 else index + n
             a = self._a
             if self._dt is D.float64 and self._rg and state.grad_enabled:
                 # fast path: the element as a scalar that remembers its base, so that an
                 # in-place op on it becomes a write through a view (_as_view)
                 v = builtins.float(a[k])
                 seg = E.current()
-                ra = _ref(seg, self)
-                aux = seg.add_aux((0, k))
-                t = _result(v, D.float64, seg, seg.record(T.SELECT, ra, -1, 0.0, v, aux))
-                t._x = _view_extra(self)
-                t._x.elem = (self, k)
-                _register_element(t._x.base, t)
+                t = _new(Tensor)
+                t._v = v
+                t._a = None
+                t._dt = _F64
+                t._rg = True
+                t._rec = seg.record_element(_ref(seg, self), k, v)
+                t._seg = seg
+                t._x = x = _view_extra(self)
+                x.elem = (self, k)
+                _register_element(x.base, t)
                 return t
             if not (self._rg and state.grad_enabled):
                 return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
+        elif (index.__class__ is slice and self._a is not None and self._a.ndim == 1
+              and (index.step is None or index.step.__class__ is builtins.int and index.step > 0)):
+            return _slice_1d(self, self._a, index)
         basic = _basic_index(self.shape, index)
         a = _storage(self)
         if basic is not None:
@@ -2254,6 +2340,32 @@ def _same_storage(a, b):
     return xa is not None and xb is not None and xa.vc is xb.vc
 
 
+def _slice_1d(t, a, index):
+    """t[start:stop:step] of a 1-d t, step > 0: a view recorded as SliceBackward0 (its index
+    map shared by the segment's slices of one start, size and step)."""
+    view = a[index]
+    r = _new(Tensor)
+    r._v = None
+    r._a = view
+    r._dt = t._dt
+    r._x = _view_extra(t)
+    if t._rg and state.grad_enabled:
+        seg = E.current()
+        start, _, step = index.indices(a.shape[0])
+        key = (start, view.shape[0], step)
+        at = seg.maps.get(key)
+        if at is None:
+            at = seg.maps[key] = seg.add_aux((1, start, view.shape[0], step))
+        r._rec = seg.record(T.SLICE, _ref(seg, t), -1, 0.0, view, at)
+        r._seg = seg
+        r._rg = True
+    else:
+        r._rg = False
+        r._seg = None
+        r._rec = -1
+    return r
+
+
 def _as_view(t):
     """A fast-path scalar element (Tensor.__getitem__) becomes a 0-d view of its owner."""
     x = t._x
@@ -2270,8 +2382,10 @@ def _register_element(root, t):
     elems = rx.elems
     if elems is None:
         elems = rx.elems = []
-    elif len(elems) >= 4096:  # prune the dead ones now and then
-        elems[:] = [r for r in elems if r() is not None]
+    else:
+        m = len(elems)
+        if m >= 4096 and not m & (m - 1):  # prune the dead ones at each power of two: O(1)
+            elems[:] = [r for r in elems if r() is not None]  # per element amortized
     elems.append(weakref.ref(t))
 
 
@@ -2316,10 +2430,11 @@ def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
     if dim is None and dtype is None and a is not None and x._dt.is_floating_point:
         # the common case: everything to one float
         n = a.size
+        # inf - inf is nan: PyTorch says nothing, NumPy warns unless quiet
         if op_all == T.MEAN:
-            v = a.mean() if n else a.dtype.type(math.nan)  # PyTorch: nan, and no warning
+            v = _quiet(a.mean) if n else a.dtype.type(math.nan)  # PyTorch: nan, no warning
         else:
-            v = a.sum()
+            v = _quiet(a.sum)
         out = builtins.float(v) if x._dt is _F64 else np.asarray(v, dtype=x._dt.np)
         if x._rg and state.grad_enabled:
             seg = E.current()
@@ -2421,7 +2536,31 @@ def matmul(input, other):
 
 def cat(tensors, dim=0, *, out=None):
     """Concatenate along ``dim``; one CatBackward0 record whatever the number of tensors."""
+    if (dim == 0 or dim == -1) and (tensors.__class__ is list or tensors.__class__ is tuple):
+        arrays = []
+        for t in tensors:  # the common case first: non-empty 1-d float64 arrays
+            a = t._a if t.__class__ is Tensor else None
+            if a is None or a.ndim != 1 or a.dtype is not _F64NP or not a.shape[0]:
+                break
+            arrays.append(a)
+        else:
+            if arrays:
+                return _cat_1d(tensors, arrays)
     return _concat(T.CAT, tensors, dim)
+
+
+def _cat_1d(tensors, arrays):
+    value = np.concatenate(arrays)
+    if not state.grad_enabled or not builtins.any(t._rg for t in tensors):
+        return _result(value, _F64)
+    seg = E.current()
+    aux = [len(tensors)]
+    start = 0
+    for t, a in zip(tensors, arrays):
+        m = a.shape[0]
+        aux += (_ref(seg, t), 1, start, m, 1)  # the strided map of t in the output
+        start += m
+    return _result(value, _F64, seg, seg.record(T.CAT, -1, -1, 0.0, value, seg.add_aux(aux)))
 
 
 concat = cat

@@ -1,0 +1,265 @@
+"""The eager fast paths: float64 arrays, elements, slices and ``cat`` of 1-d tensors, and the
+compact staging of array records.
+
+Each fast path skips checks the general path makes, so each test feeds it the inputs at its
+edges (mixed dtypes, broadcasting, non-contiguous arrays, empty pieces, writes through views)
+and compares values and gradients with PyTorch (when installed) and with central differences.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad
+from tapegrad import _engine as E
+from tapegrad.testing import gradcheck
+
+try:
+    import torch as real_torch
+except ImportError:  # pragma: no cover - the finite-difference checks still run
+    real_torch = None
+
+requires_torch = pytest.mark.skipif(real_torch is None, reason="PyTorch is not installed")
+
+
+def _mixed(t, x, v, reps):
+    """Every staged form in turn: elements, scalar-vector broadcasts, vector ops with and
+    without a constant, slices, cat, sin and tanh, a division, sums."""
+    acc = v
+    total = x[0] * 0.0
+    for k in range(reps):
+        e = x[k % x.shape[0]]                         # an element (its index map shared)
+        w = e * acc                                   # a 0-d scalar broadcast to a vector
+        w = w * 0.5 + v                               # MULC (a constant), ADD
+        w = t.cat([w[:1], w[1:] * acc[:-1]])          # slices and cat
+        w = t.sin(w) if k % 2 else t.tanh(w)          # unary ops on arrays
+        acc = w / 3.0 - acc * 0.25                    # DIVC, SUB
+        total = total + e * 2.0 + acc.sum()
+    return total + (acc * acc).sum()
+
+
+def _inputs(t, requires_grad=True):
+    rng = np.random.default_rng(7)
+    x = t.tensor(rng.uniform(-1, 1, 5), dtype=t.float64, requires_grad=requires_grad)
+    v = t.tensor(rng.uniform(-1, 1, 6), dtype=t.float64, requires_grad=requires_grad)
+    return x, v
+
+
+def test_staged_forms_across_flushes_keep_every_value_in_place():
+    """300 repetitions stage ~4 000 records, past two flushes of the staging list: the
+    record columns must put each array record's values where the previous one's end (the
+    offsets of the compact ARR form are not staged, the flush counts them)."""
+    x, v = _inputs(tapegrad)
+    y = _mixed(tapegrad, x, v, 300)
+    seg = y._seg
+    assert seg.nrec > 2 * E.STAGE_LIMIT // 4  # more records than two stage lists hold
+    seg.flush()
+    n, off = seg.cols[5][:seg.nrec], seg.cols[6][:seg.nrec]
+    arrays = np.flatnonzero(n != 1)
+    assert arrays.size > 1000
+    expected = np.concatenate(([0], np.cumsum(n[arrays])[:-1]))
+    np.testing.assert_array_equal(off[arrays], expected)
+    # and the values stored there are the values the tensors hold
+    w = x[1] * v
+    np.testing.assert_array_equal(w._seg.bulk[w._seg.nbulk - 6:w._seg.nbulk], w.detach().numpy())
+
+
+def test_staged_forms_gradient_matches_finite_differences():
+    x, v = _inputs(tapegrad)
+    assert gradcheck(lambda a, b: _mixed(tapegrad, a, b, 40), (x, v))
+
+
+@requires_torch
+def test_staged_forms_gradient_matches_torch():
+    outs = {}
+    for lib in (tapegrad, real_torch):
+        x, v = _inputs(lib)
+        y = _mixed(lib, x, v, 300)
+        y.backward()
+        outs[lib.__name__] = [y.detach().numpy(), x.grad.numpy(), v.grad.numpy()]
+    for a, b in zip(outs["tapegrad"], outs["torch"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _edge_binaries(t):
+    """+ - * on float64 arrays next to what the fast path must hand on: other dtypes,
+    broadcasting, non-contiguous arrays, a 0-d array operand, Python numbers."""
+    a = t.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.5]], dtype=t.float64, requires_grad=True)
+    b = t.tensor([0.25, 2.0, -3.0], dtype=t.float64, requires_grad=True)
+    s = t.tensor(1.5, dtype=t.float64, requires_grad=True)
+    f32 = t.tensor([1.0, 2.0, 3.0], dtype=t.float32)
+    i64 = t.tensor([1, 2, 3])
+    outs = [
+        a * b, a - b, b + a,                    # broadcasting: the general path
+        a.t() * a.t(), a.t() + 1.0,             # non-contiguous (transposed) operands
+        b * f32, f32 - b, b + i64, i64 * 2.5,   # mixed dtypes: promoted as PyTorch does
+        s * b, b - s, s - b, b[0] * b, 2.0 - b, b / 4.0, b / 0.5, b / -8.0,
+        a[0] * b[1:].sum(),
+    ]
+    loss = sum((o.double() * (k + 1)).sum() for k, o in enumerate(outs) if o.requires_grad)
+    loss.backward()
+    return outs, a.grad, b.grad, s.grad
+
+
+@requires_torch
+def test_binary_fast_path_edges_match_torch():
+    got = _edge_binaries(tapegrad)
+    want = _edge_binaries(real_torch)
+    for g, w in zip(got[0], want[0]):
+        assert str(g.dtype).split(".")[-1] == str(w.dtype).split(".")[-1]
+        assert tuple(g.shape) == tuple(w.shape)
+        np.testing.assert_array_equal(g.detach().numpy(), w.detach().numpy())
+    for g, w in zip(got[1:], want[1:]):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-14)
+
+
+def test_binary_fast_path_edges_hand():
+    outs, ga, gb, gs = _edge_binaries(tapegrad)
+    assert outs[0].shape == (2, 3)
+    assert outs[5].dtype == tapegrad.float64 and outs[8].dtype == tapegrad.float32
+    np.testing.assert_array_equal(outs[11].detach().numpy(), [1.25, -0.5, 4.5])  # s - b
+    np.testing.assert_array_equal(outs[15].detach().numpy(), [0.5, 4.0, -6.0])  # b / 0.5
+    assert gradcheck(lambda a, b, s: (a * b + s * b - b / 0.5 + a.t().t() * 2.0).sum(),
+                     _edge_binaries_inputs())
+
+
+def _edge_binaries_inputs():
+    rng = np.random.default_rng(3)
+    return (tapegrad.tensor(rng.normal(size=(2, 3)), requires_grad=True),
+            tapegrad.tensor(rng.normal(size=3), requires_grad=True),
+            tapegrad.tensor(0.7, dtype=tapegrad.float64, requires_grad=True))
+
+
+def test_binary_fast_path_shape_mismatch_is_pytorch_error():
+    a = tapegrad.ones(3, dtype=tapegrad.float64, requires_grad=True)
+    b = tapegrad.ones(2, dtype=tapegrad.float64)
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(3\) must match the size of "
+                                           r"tensor b \(2\) at non-singleton dimension 0"):
+        a * b
+
+
+def test_quiet_ops_warn_nothing_and_restore_numpy_state():
+    before = np.geterr()
+    x = tapegrad.tensor([1000.0, -1.0, 0.0, np.inf], dtype=tapegrad.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [tapegrad.exp(x), tapegrad.log(x), x / 0.0, x**2, x / 1e-300, tapegrad.sin(x),
+                tapegrad.cos(x), tapegrad.sqrt(x), 1.0 / x, x / x]
+        sum(o.sum() for o in outs).backward()
+    assert np.geterr() == before
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(outs[0].detach().numpy(), np.exp(x.detach().numpy()))
+        np.testing.assert_array_equal(outs[2].detach().numpy(), [np.inf, -np.inf, np.nan, np.inf])
+    # a user's own error state is theirs again after each op
+    with np.errstate(divide="raise"):
+        tapegrad.log(x)
+        with pytest.raises(FloatingPointError):
+            np.log(np.zeros(1))
+
+
+@requires_torch
+@pytest.mark.parametrize("n", [1, 2, 5, 63, 64, 200])
+def test_sin_cos_of_small_arrays_match_torch(n):
+    rng = np.random.default_rng(n)
+    a = rng.uniform(-20, 20, n)
+    for name in ("sin", "cos"):
+        got = getattr(tapegrad, name)(tapegrad.tensor(a)).numpy()
+        want = getattr(real_torch, name)(real_torch.tensor(a)).numpy()
+        np.testing.assert_array_max_ulp(got, want, maxulp=1)
+
+
+def _slices(t):
+    v = t.tensor([1.0, -2.0, 3.0, 0.5, 4.0, -1.5, 2.5], dtype=t.float64, requires_grad=True)
+    parts = [v[1:], v[:-1], v[::2], v[-3:], v[5:2], v[:100], v[2:3], v[1:6:3]]
+    loss = sum((p * (k + 1.0)).sum() for k, p in enumerate(parts) if p.numel())
+    loss = loss + (t.cat([v[:1], v[1:] * v[:-1]]) * t.cat((v[3:], v[:3]))).sum()
+    loss.backward()
+    return parts, loss, v.grad
+
+
+@requires_torch
+def test_slices_and_cat_match_torch():
+    got, want = _slices(tapegrad), _slices(real_torch)
+    for g, w in zip(got[0], want[0]):
+        assert tuple(g.shape) == tuple(w.shape)
+        np.testing.assert_array_equal(g.detach().numpy(), w.detach().numpy())
+        if g.numel():
+            assert type(g.grad_fn).__name__ == type(w.grad_fn).__name__
+    np.testing.assert_allclose(got[2].numpy(), want[2].numpy(), rtol=1e-14)
+
+
+def test_slices_and_cat_hand():
+    parts, _, grad = _slices(tapegrad)
+    assert parts[0].grad_fn.name() == "SliceBackward0"
+    assert parts[4].shape == (0,)
+    np.testing.assert_array_equal(parts[7].detach().numpy(), [-2.0, 4.0])
+
+    def f(v, w):
+        return (tapegrad.cat([v[:2] * w[1:3], w, v[3:] * 2.0], -1) ** 2).sum()
+
+    rng = np.random.default_rng(5)
+    v = tapegrad.tensor(rng.normal(size=6), requires_grad=True)
+    w = tapegrad.tensor(rng.normal(size=4), requires_grad=True)
+    assert gradcheck(f, (v, w))
+    y = tapegrad.cat((v[:2], w))
+    assert y.grad_fn.name() == "CatBackward0"
+    assert len(y.grad_fn.next_functions) == 2
+
+
+def test_slice_is_a_view_of_its_base():
+    a = tapegrad.zeros(5, dtype=tapegrad.float64)
+    a[1:3].add_(1.0)
+    a[::2].mul_(3.0)
+    np.testing.assert_array_equal(a.numpy(), [0.0, 1.0, 3.0, 0.0, 0.0])
+    w = tapegrad.ones(4, dtype=tapegrad.float64, requires_grad=True)
+    y = w * 2.0
+    s = y[1:3]
+    s.mul_(5.0)  # a write through the view: y's history becomes CopySlices
+    assert y.grad_fn.name() == "torch::autograd::CopySlices"
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 10.0, 10.0, 2.0])
+
+
+def test_cat_falls_back_for_empty_and_other_dtypes():
+    a = tapegrad.tensor([1.0, 2.0], dtype=tapegrad.float64, requires_grad=True)
+    e = tapegrad.tensor([], dtype=tapegrad.float64)
+    f = tapegrad.tensor([3.0], dtype=tapegrad.float32)
+    y = tapegrad.cat([a, e, f])
+    assert y.dtype == tapegrad.float64 and y.shape == (3,)
+    (y * tapegrad.tensor([1.0, 2.0, 3.0], dtype=tapegrad.float64)).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 2.0])
+    with pytest.raises(RuntimeError, match="zero-dimensional tensor"):
+        tapegrad.cat([a, a[0]])
+
+
+def test_elements_share_index_maps_in_a_trace():
+    """Elements and broadcasts share their index maps within a segment; a trace of them
+    replays and optimizes to eager's gradient."""
+    def f(x):
+        return (x[0] * x + x[1] * x[2] * x + x[0]).sum() + x[0] * x[3]
+
+    x0 = np.array([0.3, -1.2, 0.7, 2.0])
+    tr = tapegrad.trace(f, x0)
+    x = tapegrad.tensor(x0, requires_grad=True)
+    f(x).backward()
+    np.testing.assert_allclose(tr.gradient(x0), x.grad.numpy(), rtol=1e-14)
+    x1 = np.array([1.0, 2.0, -0.5, 0.25])
+    x = tapegrad.tensor(x1, requires_grad=True)
+    f(x).backward()
+    np.testing.assert_allclose(tr.gradient(x1), x.grad.numpy(), rtol=1e-14)
+    tr.optimize()
+    np.testing.assert_allclose(tr.gradient(x1), x.grad.numpy(), rtol=1e-14)
+
+
+def test_many_live_elements_stay_cheap_and_follow_their_base():
+    """Thousands of live elements of one tensor: the weak list of them is pruned at powers
+    of two (not at every new element past 4 096), and each still follows writes."""
+    w = tapegrad.tensor(np.arange(10_000.0), requires_grad=True)
+    elems = [w[k] for k in range(10_000)]
+    with tapegrad.no_grad():
+        w.mul_(2.0)
+    assert [float(e.detach()) for e in elems[::999]] == [2.0 * k for k in range(0, 10_000, 999)]
+    sum(elems[:3], elems[3]).backward()
+    np.testing.assert_array_equal(w.grad.numpy()[:5], [1.0, 1.0, 1.0, 1.0, 0.0])
