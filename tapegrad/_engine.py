@@ -37,9 +37,8 @@ class Segment:
                  "elements", "maps", "__weakref__")
 
     def __init__(self):
-        try:  # the largest array set: a training step then never grows its arrays again
-            k = max(range(len(_pool)), key=lambda j: len(_pool[j][1]))
-            cols, bulk, badj, auxi, used = _pool.pop(k)
+        try:  # the largest array set (the pool is sorted by arena size, the largest last):
+            cols, bulk, badj, auxi, used = _pool.pop()  # a training step never grows again
             cols[8][:used] = 0  # flags of the records the last owner used
         except (IndexError, ValueError):
             cols = _new_columns(_config.SEGMENT_RECORDS)
@@ -59,6 +58,8 @@ class Segment:
         try:
             if len(_pool) < _POOL_SIZE:
                 _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec))
+                if len(_pool) > 1 and len(_pool[-2][1]) > len(self.bulk):
+                    _pool.sort(key=_arena_size)
         except (NameError, TypeError):
             pass
 
@@ -205,11 +206,12 @@ class Segment:
 
     # ------------------------------------------------------------ reading
     def adjoint(self, r):
-        op, a, b, c, val, n, off, aux, flags, adj = self.cols
-        m = n[r]
+        cols = self.cols
+        m = cols[5][r]
         if m == 1:
-            return adj[r:r + 1].copy()
-        return self.badj[off[r]:off[r] + m].copy()
+            return cols[9][r:r + 1].copy()
+        o = cols[6][r]
+        return self.badj[o:o + m].copy()
 
     def mark(self, r, bit):
         self.flush()
@@ -253,6 +255,10 @@ _NO_RECORDS = np.empty(0, dtype=np.int64)
 # Array sets of dead segments whose tensors have all died, ready for reuse (list
 # append/pop are atomic, so __del__ may run in any thread).
 _pool: list = []
+
+
+def _arena_size(entry):
+    return len(entry[1])
 _POOL_SIZE = 4
 
 
@@ -476,8 +482,7 @@ def seed(seg, r, g) -> int:
 def _deliver(seg, hits, capture, on_leaf, pending, outputs):
     """Hand the sweep's hits to Python: leaf grads, links to older segments, captures."""
     op = seg.cols[0]
-    for r in hits:
-        r = int(r)
+    for r in hits.tolist():
         o = op[r]
         g = seg.adjoint(r)
         if o == T.LEAF:

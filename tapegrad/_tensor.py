@@ -16,6 +16,7 @@ value the graph holds never silently disagrees with what the forward computed.
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 import math
 import threading
@@ -355,17 +356,43 @@ def _c_strides(shape):
     return strides
 
 
+@functools.lru_cache(maxsize=1024)
 def _broadcast_map(src, dst):
+    """The strided map of src broadcast to dst (shapes as tuples; a tuple, shared)."""
     lead = len(dst) - len(src)
     cs = _c_strides(src)
     strides = [0] * len(dst)
     for d in range(len(src)):
         if src[d] != 1 or dst[lead + d] == 1:
             strides[lead + d] = cs[d]
-    return [len(dst), 0, *dst, *strides]
+    return (len(dst), 0, *dst, *strides)
+
+
+def _broadcast2(s, t):
+    """broadcast_shapes(s, t) for two shapes (tuples), the operators' case."""
+    if s == t:
+        return s
+    ls, lt = len(s), len(t)
+    if ls != lt:
+        if ls < lt:
+            s = (1,) * (lt - ls) + tuple(s)
+        else:
+            t = (1,) * (ls - lt) + tuple(t)
+    out = []
+    for j, (a, b) in enumerate(zip(s, t)):
+        if a == b or b == 1:
+            out.append(a)
+        elif a == 1:
+            out.append(b)
+        else:  # PyTorch names the two operands "a" and "b"
+            raise RuntimeError(f"The size of tensor a ({a}) must match the size of tensor b ({b}) "
+                               f"at non-singleton dimension {j}")
+    return tuple(out)
 
 
 def broadcast_shapes(*shapes):
+    if len(shapes) == 2:
+        return _broadcast2(shapes[0], shapes[1])
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
@@ -492,7 +519,7 @@ def _sin_cos(a, cos):
     """sin or cos of a float64 array, vectorized (_tape.sin_cos: within an ulp; NumPy's
     call libm per element, ~3x slower here, and warn on inf)."""
     out = np.empty(a.shape)
-    T.sin_cos(a.reshape(-1), out.reshape(-1), cos)
+    T.sin_cos(a.ravel(), out.reshape(-1), cos)
     return out
 
 
@@ -1007,6 +1034,9 @@ def _accumulate_node(t):
 
 # ---------------------------------------------------------------- Tensor
 
+_autograd_backward = [None]  # tapegrad.autograd.backward, once imported
+
+
 class Tensor:
     """A tensor with PyTorch's autograd API, recording onto a Numba-swept tape."""
 
@@ -1298,7 +1328,10 @@ class Tensor:
                     ox.vc[0] += 1
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import backward
+        backward = _autograd_backward[0]
+        if backward is None:  # tapegrad.autograd imports this module: bound at first use
+            from .autograd import backward
+            _autograd_backward[0] = backward
         backward((self,), None if gradient is None else (gradient,), retain_graph, create_graph,
                  inputs=inputs)
 
