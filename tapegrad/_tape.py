@@ -898,90 +898,114 @@ def _binary_bb(op, g, x, z, y, c):
 # contribute nothing (0 * inf stays out), as in the scalar rules; the rest go through them.
 
 
-@njit(**NJIT_LEAF)
-def _unary_adjoints(o, badj, bulk, gi, xi, yi, m, c, d):
-    """Adjoints of the operand of a unary record over arrays: badj[xi + k] += the
-    contribution of badj[gi + k] (values: operand bulk[xi + k], output bulk[yi + k])."""
-    gu, xu, yu, mu = _u(gi), _u(xi), _u(yi), _u(m)
-    if o == MULC:
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += gk * c if gk != 0.0 else 0.0
-    elif o == ADDC or o == SUBC or o == CLONE or o == VIEW or o == UNSAFE_VIEW:
-        for k in range(mu):
-            badj[xu + k] += badj[gu + k]
-    elif o == NEG or o == RSUBC:
-        for k in range(mu):
-            badj[xu + k] -= badj[gu + k]
-    elif o == DIVC:
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += gk / c if gk != 0.0 else 0.0
-    elif o == TANH:
-        for k in range(mu):
-            gk = badj[gu + k]
-            yk = bulk[yu + k]
-            badj[xu + k] += gk * (1.0 - yk * yk) if gk != 0.0 else 0.0
-    elif o == EXP:
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += gk * bulk[yu + k] if gk != 0.0 else 0.0
-    elif o == SIGMOID:
-        for k in range(mu):
-            gk = badj[gu + k]
-            yk = bulk[yu + k]
-            badj[xu + k] += gk * yk * (1.0 - yk) if gk != 0.0 else 0.0
-    elif o == RELU:
-        for k in range(mu):
-            badj[xu + k] += badj[gu + k] if bulk[yu + k] > 0.0 else 0.0
-    elif o == POWC and c == 2.0:  # x ** 2: g * 2 * x ** 1.0, and x ** 1.0 is x
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += gk * c * bulk[xu + k] if gk != 0.0 else 0.0
-    elif o == SIN and _trig_in_range(bulk, xu, mu):  # g * cos(x), vectorized
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += gk * _sin_cos(bulk[xu + k], True) if gk != 0.0 else 0.0
-    elif o == COS and _trig_in_range(bulk, xu, mu):  # -g * sin(x)
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[xu + k] += -gk * _sin_cos(bulk[xu + k], False) if gk != 0.0 else 0.0
+@_j
+def _put(badj, k, v, acc):
+    """badj[k] += v, or (acc False: badj[k] not yet written) badj[k] = 0.0 + v, which is what
+    a zero fill and += would leave: one pass over the adjoint instead of two."""
+    if acc:
+        badj[k] += v
     else:
-        for k in range(mu):
-            gk = badj[gu + k]
-            if gk != 0.0:
-                badj[xu + k] += _unary_b(o, gk, bulk[xu + k], bulk[yu + k], c, d)
+        badj[k] = 0.0 + v
 
 
-@njit(**NJIT_LEAF)
-def _binary_adjoints(o, second, badj, bulk, gi, xi, zi, yi, m, c):
-    """Adjoints of the first operand (second False) or the second of a binary record over
-    arrays, as _unary_adjoints; the target is at xi or zi."""
-    gu, xu, zu, yu, mu = _u(gi), _u(xi), _u(zi), _u(yi), _u(m)
-    t = zi if second else xi
-    tu = _u(t)
-    if o == ADD or (o == SUB and not second):
-        for k in range(mu):
-            badj[tu + k] += badj[gu + k]
-    elif o == SUB:
-        for k in range(mu):
-            badj[tu + k] -= badj[gu + k]
-    elif o == MUL:
-        wu = _u(xi if second else zi)
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[tu + k] += gk * bulk[wu + k] if gk != 0.0 else 0.0
-    elif o == DIV and not second:
-        for k in range(mu):
-            gk = badj[gu + k]
-            badj[tu + k] += gk / bulk[zu + k] if gk != 0.0 else 0.0
-    else:
-        for k in range(mu):
-            gk = badj[gu + k]
-            if gk != 0.0:
-                x, z, y = bulk[xu + k], bulk[zu + k], bulk[yu + k]
-                badj[tu + k] += _binary_bb(o, gk, x, z, y, c) if second else \
-                    _binary_ba(o, gk, x, z, y, c)
+def _adjoint_loops(acc):
+    """The elementwise adjoint loops over arrays, adding to their target (``acc``) or, for a
+    target reached there first, writing it (no zero fill before).  ``acc`` is a constant of
+    each compiled pair (a closure variable), so neither has a branch in its loops."""
+    @njit(**NJIT_LEAF)
+    def unary(o, badj, bulk, gi, xi, yi, m, c, d):
+        """Adjoints of the operand of a unary record over arrays: badj[xi + k] += the
+        contribution of badj[gi + k] (values: operand bulk[xi + k], output bulk[yi + k])."""
+        gu, xu, yu, mu = _u(gi), _u(xi), _u(yi), _u(m)
+        if o == MULC:
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, gk * c if gk != 0.0 else 0.0, acc)
+        elif o == ADDC or o == SUBC or o == CLONE or o == VIEW or o == UNSAFE_VIEW:
+            for k in range(mu):
+                _put(badj, xu + k, badj[gu + k], acc)
+        elif o == NEG or o == RSUBC:
+            for k in range(mu):
+                _put(badj, xu + k, -badj[gu + k], acc)
+        elif o == DIVC:
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, gk / c if gk != 0.0 else 0.0, acc)
+        elif o == TANH:
+            for k in range(mu):
+                gk = badj[gu + k]
+                yk = bulk[yu + k]
+                _put(badj, xu + k, gk * (1.0 - yk * yk) if gk != 0.0 else 0.0, acc)
+        elif o == EXP:
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, gk * bulk[yu + k] if gk != 0.0 else 0.0, acc)
+        elif o == SIGMOID:
+            for k in range(mu):
+                gk = badj[gu + k]
+                yk = bulk[yu + k]
+                _put(badj, xu + k, gk * yk * (1.0 - yk) if gk != 0.0 else 0.0, acc)
+        elif o == RELU:
+            for k in range(mu):
+                _put(badj, xu + k, badj[gu + k] if bulk[yu + k] > 0.0 else 0.0, acc)
+        elif o == POWC and c == 2.0:  # x ** 2: g * 2 * x ** 1.0, and x ** 1.0 is x
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, gk * c * bulk[xu + k] if gk != 0.0 else 0.0, acc)
+        elif o == SIN and _trig_in_range(bulk, xu, mu):  # g * cos(x), vectorized
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, gk * _sin_cos(bulk[xu + k], True) if gk != 0.0 else 0.0, acc)
+        elif o == COS and _trig_in_range(bulk, xu, mu):  # -g * sin(x)
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, xu + k, -gk * _sin_cos(bulk[xu + k], False) if gk != 0.0 else 0.0, acc)
+        else:
+            for k in range(mu):
+                gk = badj[gu + k]
+                if gk != 0.0:
+                    _put(badj, xu + k, _unary_b(o, gk, bulk[xu + k], bulk[yu + k], c, d), acc)
+                elif not acc:
+                    badj[xu + k] = 0.0
+
+
+    @njit(**NJIT_LEAF)
+    def binary(o, second, badj, bulk, gi, xi, zi, yi, m, c):
+        """Adjoints of the first operand (second False) or the second of a binary record over
+        arrays, as _unary_adjoints; the target is at xi or zi."""
+        gu, xu, zu, yu, mu = _u(gi), _u(xi), _u(zi), _u(yi), _u(m)
+        t = zi if second else xi
+        tu = _u(t)
+        if o == ADD or (o == SUB and not second):
+            for k in range(mu):
+                _put(badj, tu + k, badj[gu + k], acc)
+        elif o == SUB:
+            for k in range(mu):
+                _put(badj, tu + k, -badj[gu + k], acc)
+        elif o == MUL:
+            wu = _u(xi if second else zi)
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, tu + k, gk * bulk[wu + k] if gk != 0.0 else 0.0, acc)
+        elif o == DIV and not second:
+            for k in range(mu):
+                gk = badj[gu + k]
+                _put(badj, tu + k, gk / bulk[zu + k] if gk != 0.0 else 0.0, acc)
+        else:
+            for k in range(mu):
+                gk = badj[gu + k]
+                if gk != 0.0:
+                    x, z, y = bulk[xu + k], bulk[zu + k], bulk[yu + k]
+                    _put(badj, tu + k, _binary_bb(o, gk, x, z, y, c) if second else
+                         _binary_ba(o, gk, x, z, y, c), acc)
+                elif not acc:
+                    badj[tu + k] = 0.0
+
+    return unary, binary
+
+
+_unary_adjoints, _binary_adjoints = _adjoint_loops(True)
+_unary_writes, _binary_writes = _adjoint_loops(False)
 
 
 # ------------------------------------------------ sin and cos over float64 arrays
@@ -1456,10 +1480,15 @@ def _ew_adjoint(i, second, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flag
     record over arrays (every operand in the bulk arena).  Returns 1 if newly reached."""
     o = op[i]
     r = b[i] if second else a[i]
-    new = _reach(r, n, off, adj, badj, flags)
+    new = _claim(r, flags)  # first reached here: its adjoint is written, not added to
     if KIND[o] == UNARY:
         dd = auxi.view(np.float64)[aux[i]] if aux[i] >= 0 else 0.0
-        _unary_adjoints(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
+        if new:
+            _unary_writes(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
+        else:
+            _unary_adjoints(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
+    elif new:
+        _binary_writes(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i], c[i])
     else:
         _binary_adjoints(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i],
                          c[i])

@@ -1741,8 +1741,15 @@ class Tensor:
         if not self._dt.is_floating_point:
             raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
                                f"input. Got {_SHORT[self._dt.name]}")
-        dims = _dims(dim, self.ndim)
         a = _val(self)
+        if dim is None and not keepdim and self._dt is _F64:  # to a fast-path scalar
+            flat = a.reshape(-1)
+            v = math.sqrt(np.dot(flat, flat))
+            if self._rg and state.grad_enabled:
+                seg = E.current()
+                return _result(v, _F64, seg, seg.record(T.NORM2, _ref(seg, self), -1, 0.0, v))
+            return _result(v, _F64)
+        dims = _dims(dim, self.ndim)
         if dim is None and not keepdim:
             flat = a.reshape(-1)
             out = _out(np.sqrt(np.dot(flat, flat)), self._dt)

@@ -263,3 +263,51 @@ def test_many_live_elements_stay_cheap_and_follow_their_base():
     assert [float(e.detach()) for e in elems[::999]] == [2.0 * k for k in range(0, 10_000, 999)]
     sum(elems[:3], elems[3]).backward()
     np.testing.assert_array_equal(w.grad.numpy()[:5], [1.0, 1.0, 1.0, 1.0, 0.0])
+
+
+_FIRST_REACH_OPS = {
+    "atan": lambda x, w: tapegrad.atan(x),
+    "log1p": lambda x, w: tapegrad.log1p(x * x),
+    "sqrt": lambda x, w: tapegrad.sqrt(x * x + 1.0),
+    "tanh": lambda x, w: tapegrad.tanh(x),
+    "relu": lambda x, w: tapegrad.relu(x),
+    "mul": lambda x, w: x * w,
+    "div": lambda x, w: w / (x * x + 1.0),
+    "atan2": lambda x, w: tapegrad.atan2(x, w),
+    "pow": lambda x, w: (x * x + 1.0) ** w,
+    "maximum": lambda x, w: tapegrad.maximum(x, w),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FIRST_REACH_OPS))
+def test_first_reached_adjoints_are_written_where_the_gradient_is_zero(name):
+    """An elementwise adjoint writes (not adds to) the adjoint of an operand it reaches first,
+    with no zero fill before: elements whose incoming gradient is zero must still be written,
+    or an earlier backward's values left in the arena would leak into the gradient."""
+    rng = np.random.default_rng(11)
+    for _ in range(3):  # leave large values behind in the pooled arenas
+        a = tapegrad.tensor(rng.normal(size=4096) * 1e6, requires_grad=True)
+        (a * a * a).sum().backward()
+    op = _FIRST_REACH_OPS[name]
+    mask = tapegrad.tensor((np.arange(64) % 3 == 0).astype(np.float64))
+    w = tapegrad.tensor(rng.uniform(0.5, 1.5, 64), requires_grad=True)
+    x = tapegrad.tensor(rng.normal(size=64), requires_grad=True)
+    assert gradcheck(lambda x, w: (op(x, w) * mask).sum(), (x, w))
+    x.grad = w.grad = None
+    (op(x, w) * mask).sum().backward()
+    assert np.all(x.grad.numpy()[mask.numpy() == 0.0] == 0.0)
+    if w.grad is not None:  # the binary ops
+        assert np.all(w.grad.numpy()[mask.numpy() == 0.0] == 0.0)
+
+
+def test_norm_of_a_float64_vector_is_a_scalar_with_its_gradient():
+    x = tapegrad.tensor([3.0, -4.0, 0.5], dtype=tapegrad.float64, requires_grad=True)
+    n = x.norm()
+    assert n.grad_fn.name() == "LinalgVectorNormBackward0" and n.shape == ()
+    assert (n < 6.0) and not (n < 5.0)
+    (n * 2.0).backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 * np.array([3.0, -4.0, 0.5]) / n.item())
+    assert gradcheck(lambda x: x.norm() * x.sum(), (x,))
+    z = tapegrad.zeros(3, dtype=tapegrad.float64, requires_grad=True)
+    z.norm().backward()
+    np.testing.assert_array_equal(z.grad.numpy(), [0.0, 0.0, 0.0])  # PyTorch's subgradient 0
