@@ -19,6 +19,7 @@ import builtins
 import functools
 import itertools
 import math
+import operator
 import threading
 import warnings
 import weakref
@@ -715,6 +716,10 @@ _HOW = {np.less: T.CMP_LT, np.less_equal: T.CMP_LE, np.greater: T.CMP_GT,
         np.greater_equal: T.CMP_GE, np.equal: T.CMP_EQ, np.not_equal: T.CMP_NE}
 
 
+_PY_COMPARE = {np.less: operator.lt, np.less_equal: operator.le, np.greater: operator.gt,
+               np.greater_equal: operator.ge, np.equal: operator.eq, np.not_equal: operator.ne}
+
+
 def _compare(ufunc, x, y):
     out = _compared(ufunc, x, y)
     if state.tracing is not None and (x._rg or (isinstance(y, Tensor) and y._rg)) and (
@@ -731,6 +736,9 @@ def _compare(ufunc, x, y):
 
 
 def _compared(ufunc, x, y):
+    if x._v is not None and (y.__class__ is float or y.__class__ is int):
+        # a float64 scalar and a number: Python's comparison of two floats is NumPy's
+        return _result(np.array(_PY_COMPARE[ufunc](x._v, builtins.float(y))), D.bool_)
     if (y.__class__ is float or y.__class__ is int) and (x._v is not None or (
             x._a.size == 1 and x._a.ndim == 0)):
         v = x._v if x._v is not None else x._a[()].item()

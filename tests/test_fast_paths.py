@@ -311,3 +311,17 @@ def test_norm_of_a_float64_vector_is_a_scalar_with_its_gradient():
     z = tapegrad.zeros(3, dtype=tapegrad.float64, requires_grad=True)
     z.norm().backward()
     np.testing.assert_array_equal(z.grad.numpy(), [0.0, 0.0, 0.0])  # PyTorch's subgradient 0
+
+
+def test_scalar_comparisons_with_numbers_compare_as_float64():
+    """A float64 scalar against a Python number: compared in float64 as PyTorch does (an int
+    past 2**53 rounds first), nan unordered, the result a 0-d bool tensor."""
+    a = tapegrad.tensor(2.5, dtype=tapegrad.float64, requires_grad=True)
+    nan = tapegrad.tensor(float("nan"), dtype=tapegrad.float64)
+    big = tapegrad.tensor(2.0**53, dtype=tapegrad.float64)
+    got = [bool(a < 3), bool(a <= 2.5), bool(a > 2), bool(a >= 3), bool(a == 2.5),
+           bool(a != 2.5), bool(nan < 1), bool(nan != 0.5), bool(nan == nan.item()),
+           bool(big < 2**53 + 1), bool(big == 2**53 + 1)]
+    assert got == [True, True, True, False, True, False, False, True, False, False, True]
+    r = a < 3
+    assert r.dtype == tapegrad.bool and r.shape == () and not r.requires_grad
