@@ -34,7 +34,7 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "fbulk", "cols", "bulk",
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
-                 "elements", "maps", "__weakref__")
+                 "maps", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -85,8 +85,7 @@ class Segment:
         self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
-        self.elements = {}  # k -> aux entry (0, k): the index map of element k of a 1-d record
-        self.maps = {}  # (source shape, shape) -> aux entry of that broadcast's index map
+        self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -123,7 +122,7 @@ class Segment:
 
     def record_broadcast(self, ra, value, shape, m, at) -> int:
         """Append a BROADCAST of ra's value (a float or an array) to ``shape`` (m > 1 elements),
-        its index map at ``at`` in the aux table (maps are shared: ``self.maps``)."""
+        its index map at ``at`` in the aux table."""
         r = self.nrec
         self.nrec = r + 1
         o = self.nbulk
@@ -138,11 +137,8 @@ class Segment:
         return r
 
     def record_element(self, ra, k, value) -> int:
-        """Append a SELECT of element k of the 1-d record ra (Tensor.__getitem__'s fast path);
-        the index maps (0, k) are shared by every element k of the segment."""
-        at = self.elements.get(k)
-        if at is None:
-            at = self.elements[k] = self.add_aux((0, k))
+        """Append a SELECT of element k of the 1-d record ra (Tensor.__getitem__'s fast path)."""
+        at = self.shared_aux((0, k))
         r = self.nrec
         self.nrec = r + 1
         self.stage.extend((T.SELECT + T.SIDE, ra, -1, value))
@@ -155,6 +151,14 @@ class Segment:
         if len(self.stage) >= STAGE_LIMIT:
             self.flush()
         return r
+
+    def shared_aux(self, ints) -> int:
+        """The aux entry of an index map (a tuple of ints), added once per segment: records
+        never write their entries, so the views, elements and broadcasts of one map share it."""
+        at = self.maps.get(ints)
+        if at is None:
+            at = self.maps[ints] = self.add_aux(ints)
+        return at
 
     def add_aux(self, ints) -> int:
         at = self.naux

@@ -1379,20 +1379,7 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
         o = int(stage[k])
         a[i] = int(stage[k + 1])
         flags[i] = 0
-        if o >= ARR:
-            o -= ARR
-            m = int(stage[k + 3])
-            n[i] = m
-            off[i] = ob
-            ob += m
-            aux[i] = -1
-            if KIND[o] == UNARY:
-                c[i] = stage[k + 2]
-                b[i] = -1
-            else:
-                c[i] = 0.0
-                b[i] = int(stage[k + 2])
-        elif o >= SIDE:
+        if SIDE <= o < ARR:
             o -= SIDE
             b[i] = int(stage[k + 2])
             c[i] = side[j]
@@ -1406,10 +1393,17 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
                 ob = off[i] + m
             j += 4
         else:
-            n[i] = 1
-            off[i] = -1
+            if o >= ARR:
+                o -= ARR
+                m = int(stage[k + 3])
+                n[i] = m
+                off[i] = ob
+                ob += m
+            else:
+                n[i] = 1
+                off[i] = -1
+                val[i] = stage[k + 3]
             aux[i] = -1
-            val[i] = stage[k + 3]
             if KIND[o] == UNARY:
                 c[i] = stage[k + 2]
                 b[i] = -1

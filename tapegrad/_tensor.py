@@ -341,11 +341,8 @@ def _operand(seg, t, shape) -> int:
     if m == 1:
         return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
                           seg.add_aux(_broadcast_map(tshape, shape)))
-    key = (tshape, shape)
-    at = seg.maps.get(key)
-    if at is None:
-        at = seg.maps[key] = seg.add_aux(_broadcast_map(tshape, shape))
-    return seg.record_broadcast(r, _val64(t), shape, m, at)
+    return seg.record_broadcast(r, _val64(t), shape, m,
+                                seg.shared_aux(_broadcast_map(tshape, shape)))
 
 
 def _c_strides(shape):
@@ -2066,7 +2063,8 @@ class Tensor:
             seg = E.current()
             ra = _ref(seg, self)
             value = view  # Segment.record copies it into the float64 arena
-            rec = seg.record(op, ra, -1, 0.0, value, -1 if aux is None else seg.add_aux(aux))
+            rec = seg.record(op, ra, -1, 0.0, value, -1 if aux is None else
+                             seg.shared_aux(tuple(aux)))
             t = _result(view, self._dt, seg, rec)
         else:
             t = _result(view, self._dt)
@@ -2389,29 +2387,10 @@ def _same_storage(a, b):
 
 
 def _slice_1d(t, a, index):
-    """t[start:stop:step] of a 1-d t, step > 0: a view recorded as SliceBackward0 (its index
-    map shared by the segment's slices of one start, size and step)."""
+    """t[start:stop:step] of a 1-d t, step > 0: a view recorded as SliceBackward0."""
     view = a[index]
-    r = _new(Tensor)
-    r._v = None
-    r._a = view
-    r._dt = t._dt
-    r._x = _view_extra(t)
-    if t._rg and state.grad_enabled:
-        seg = E.current()
-        start, _, step = index.indices(a.shape[0])
-        key = (start, view.shape[0], step)
-        at = seg.maps.get(key)
-        if at is None:
-            at = seg.maps[key] = seg.add_aux((1, start, view.shape[0], step))
-        r._rec = seg.record(T.SLICE, _ref(seg, t), -1, 0.0, view, at)
-        r._seg = seg
-        r._rg = True
-    else:
-        r._rg = False
-        r._seg = None
-        r._rec = -1
-    return r
+    start, _, step = index.indices(a.shape[0])
+    return t._view_result(view, T.SLICE, (1, start, view.shape[0], step))
 
 
 def _as_view(t):
