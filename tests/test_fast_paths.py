@@ -325,3 +325,59 @@ def test_scalar_comparisons_with_numbers_compare_as_float64():
     assert got == [True, True, True, False, True, False, False, True, False, False, True]
     r = a < 3
     assert r.dtype == tapegrad.bool and r.shape == () and not r.requires_grad
+
+
+_RANDOM_OPS = (
+    lambda t, a, b, s: a + b, lambda t, a, b, s: a - b, lambda t, a, b, s: a * b,
+    lambda t, a, b, s: a / 3.0, lambda t, a, b, s: t.sin(a), lambda t, a, b, s: t.tanh(a),
+    lambda t, a, b, s: t.relu(a), lambda t, a, b, s: t.cat([a[:1], a[1:] * b[:-1]]),
+    lambda t, a, b, s: s * a, lambda t, a, b, s: a - s, lambda t, a, b, s: 2.0 - a,
+    lambda t, a, b, s: t.cat((a[a.shape[0] // 2:], a[:a.shape[0] // 2])),
+    lambda t, a, b, s: a[::2].sum() * a, lambda t, a, b, s: t.cos(a) * a.norm(),
+    lambda t, a, b, s: a * 0.5 + b,
+)
+
+
+def _random_program(t, x, w, seed, steps=60):
+    """A random mix of the fast paths (and their fallbacks) on two float64 vectors: new
+    values join a pool later ops draw from, new elements times scalars join another."""
+    rnd = np.random.default_rng(seed)
+    pool = [x, w, x * 1.0]
+    scal = [x[0], w[1]]
+    for _ in range(steps):
+        k = int(rnd.integers(len(_RANDOM_OPS) + 1))
+        a = pool[int(rnd.integers(len(pool)))]
+        b = pool[int(rnd.integers(len(pool)))]
+        s = scal[int(rnd.integers(len(scal)))]
+        if k == len(_RANDOM_OPS):
+            scal.append(a[int(rnd.integers(a.shape[0]))] * s + 1.0)
+        else:
+            pool.append(_RANDOM_OPS[k](t, a, b, s))
+    return sum(p.sum() for p in pool[-5:]) + sum(scal[-3:])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_programs_match_finite_differences(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 12))
+    x = tapegrad.tensor(rng.normal(size=n), requires_grad=True)
+    w = tapegrad.tensor(rng.normal(size=n), requires_grad=True)
+    assert gradcheck(lambda x, w: _random_program(tapegrad, x, w, seed, steps=25), (x, w),
+                     atol=1e-6, rtol=1e-5)
+
+
+@requires_torch
+@pytest.mark.parametrize("seed", range(60))
+def test_random_programs_match_torch(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    x0, w0 = rng.normal(size=n), rng.normal(size=n)
+    got = []
+    for lib in (tapegrad, real_torch):
+        x = lib.tensor(x0, dtype=lib.float64, requires_grad=True)
+        w = lib.tensor(w0, dtype=lib.float64, requires_grad=True)
+        y = _random_program(lib, x, w, seed)
+        y.backward()
+        got.append([y.item()] + [np.zeros(n) if g is None else g.numpy() for g in (x.grad, w.grad)])
+    for a, b in zip(*got):  # products can reach 1e13: libraries' roundings differ by ~1e-9
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
