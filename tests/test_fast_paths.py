@@ -381,3 +381,20 @@ def test_random_programs_match_torch(seed):
         got.append([y.item()] + [np.zeros(n) if g is None else g.numpy() for g in (x.grad, w.grad)])
     for a, b in zip(*got):  # products can reach 1e13: libraries' roundings differ by ~1e-9
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_quiet_fallback_for_other_numpy_versions_silences_and_restores():
+    """_quiet sets NumPy's error-state context variable directly; on a NumPy without it the
+    fallback is np.errstate. Both must silence the op and leave the caller's state alone."""
+    from tapegrad import _tensor as TT
+
+    before = np.geterr()
+    for quiet in (TT._quiet, TT._quiet_errstate):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = quiet(np.log, np.array([0.0, -1.0, 1.0]))
+        assert np.isneginf(out[0]) and np.isnan(out[1]) and out[2] == 0.0
+        assert np.geterr() == before
+        with pytest.raises(ZeroDivisionError):  # an exception inside still restores the state
+            quiet(lambda: 1 / 0)
+        assert np.geterr() == before
