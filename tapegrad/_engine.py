@@ -132,9 +132,7 @@ class Segment:
         self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment
         self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
         self.side.extend((0.0, m, o, at))
-        if len(self.stage) >= STAGE_LIMIT:
-            self.flush()
-        return r
+        return self._staged(r)
 
     def record_element(self, ra, k, value) -> int:
         """Append a SELECT of element k of the 1-d record ra (Tensor.__getitem__'s fast path)."""
@@ -143,9 +141,7 @@ class Segment:
         self.nrec = r + 1
         self.stage.extend((T.SELECT + T.SIDE, ra, -1, value))
         self.side.extend((0.0, 1, -1, at))
-        if len(self.stage) >= STAGE_LIMIT:
-            self.flush()
-        return r
+        return self._staged(r)
 
     def _staged(self, r):
         if len(self.stage) >= STAGE_LIMIT:
@@ -259,11 +255,11 @@ _NO_RECORDS = np.empty(0, dtype=np.int64)
 # Array sets of dead segments whose tensors have all died, ready for reuse (list
 # append/pop are atomic, so __del__ may run in any thread).
 _pool: list = []
+_POOL_SIZE = 4
 
 
 def _arena_size(entry):
     return len(entry[1])
-_POOL_SIZE = 4
 
 
 class _State(threading.local):

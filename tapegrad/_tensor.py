@@ -340,7 +340,7 @@ def _operand(seg, t, shape) -> int:
     m = math.prod(shape)
     if m == 1:
         return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
-                          seg.add_aux(_broadcast_map(tshape, shape)))
+                          seg.shared_aux(_broadcast_map(tshape, shape)))
     return seg.record_broadcast(r, _val64(t), shape, m,
                                 seg.shared_aux(_broadcast_map(tshape, shape)))
 
@@ -736,10 +736,8 @@ def _compared(ufunc, x, y):
     if x._v is not None and (y.__class__ is float or y.__class__ is int):
         # a float64 scalar and a number: Python's comparison of two floats is NumPy's
         return _result(np.array(_PY_COMPARE[ufunc](x._v, builtins.float(y))), D.bool_)
-    if (y.__class__ is float or y.__class__ is int) and (x._v is not None or (
-            x._a.size == 1 and x._a.ndim == 0)):
-        v = x._v if x._v is not None else x._a[()].item()
-        return _result(np.array(ufunc(v, y)), D.bool_)  # one Python comparison
+    if (y.__class__ is float or y.__class__ is int) and x._a.size == 1 and x._a.ndim == 0:
+        return _result(np.array(ufunc(x._a[()].item(), y)), D.bool_)  # one Python comparison
     if isinstance(y, Tensor):
         broadcast_shapes(x.shape, y.shape)
         dt = D.result_type((x, y))
