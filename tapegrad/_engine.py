@@ -412,6 +412,10 @@ def _rotate_after_backward(cur):
 
 
 _blas_pinned = []
+# The reverse sweep backward calls: T.sweep_core until a tape holds a record of the kinds
+# only T.sweep compiles (T.OTHER), then T.sweep, whose BLAS threads are pinned after its
+# first call (the core kernel loads no BLAS).
+_kernel = [T.sweep_core]
 
 
 def pin_blas_once() -> None:
@@ -442,16 +446,20 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     skip = -1
     try:
         while True:
-            status, at, nfree, nh, npend = T.sweep(
+            kernel = _kernel[0]
+            status, at, nfree, nh, npend = kernel(
                 op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
                 start, npend, bool(retain), hits, mrec, mat, skip)
             seg.nfreed += nfree
-            if not _blas_pinned:
+            if not _blas_pinned and kernel is T.sweep:
                 pin_blas_once()
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:
                 break
-            if status == T.AT_HOOK:
+            if status == T.AT_OTHER:  # from now on, the full kernel; resume at that record
+                _kernel[0] = T.sweep
+                start = at
+            elif status == T.AT_HOOK:
                 _run_hooks(seg, at)
                 start = skip = at
             elif status == T.AT_CALLBACK:

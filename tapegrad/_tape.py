@@ -87,7 +87,7 @@ SAVE_IN, SAVE_OUT, SAVE_CONST = 1, 2, 4
 IN, OUT, CON, IO = SAVE_IN, SAVE_OUT, SAVE_CONST, SAVE_IN | SAVE_OUT
 
 # sweep status codes
-DONE, ERR_FREED, ERR_MODIFIED, ERR_OPCODE, AT_CALLBACK, AT_HOOK = range(6)
+DONE, ERR_FREED, ERR_MODIFIED, ERR_OPCODE, AT_CALLBACK, AT_HOOK, AT_OTHER = range(7)
 
 
 class Op(NamedTuple):
@@ -517,6 +517,10 @@ OPS: tuple[Op, ...] = (
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
 SAVES = np.array([o.saves for o in OPS], dtype=np.int64)
+# The kinds the core sweep leaves to the full one (see _make_sweep): compiling them costs
+# most of the sweep's cold compile time, and scalar or elementwise code records none.
+OTHER = np.array([k in (NORM, MATMUL, SETITEM, FILL, COPY, MASK, EXTREME, PRODUCT, SCAN,
+                        SCATTERADD, SOFTMAXES, AXPY) for k in range(AXPY + 1)])
 IS_UNARY = tuple(o.kind == UNARY for o in OPS)  # for Python: no NumPy scalar per record
 NAMES = tuple(o.name for o in OPS)
 GRAD_FN = tuple(o.grad_fn for o in OPS)
@@ -908,6 +912,28 @@ def _put(badj, k, v, acc):
         badj[k] = 0.0 + v
 
 
+@njit(**NJIT_LEAF)
+def _unary_rules_add(o, badj, bulk, gu, xu, yu, mu, c, d):
+    """The unary ops without a loop of their own, over arrays, through the scalar rules:
+    badj[xu + k] += the contribution of badj[gu + k].  Both _adjoint_loops pairs call it (a
+    target reached first is zero-filled before), so these rules compile once."""
+    for k in range(mu):
+        gk = badj[gu + k]
+        if gk != 0.0:
+            badj[xu + k] += _unary_b(o, gk, bulk[xu + k], bulk[yu + k], c, d)
+
+
+@njit(**NJIT_LEAF)
+def _binary_rules_add(o, second, badj, bulk, gu, xu, zu, yu, tu, mu, c):
+    """As _unary_rules_add, for an operand (at tu) of the binary ops without a loop."""
+    for k in range(mu):
+        gk = badj[gu + k]
+        if gk != 0.0:
+            x, z, y = bulk[xu + k], bulk[zu + k], bulk[yu + k]
+            badj[tu + k] += _binary_bb(o, gk, x, z, y, c) if second else \
+                _binary_ba(o, gk, x, z, y, c)
+
+
 def _adjoint_loops(acc):
     """The elementwise adjoint loops over arrays, adding to their target (``acc``) or, for a
     target reached there first, writing it (no zero fill before).  ``acc`` is a constant of
@@ -961,12 +987,10 @@ def _adjoint_loops(acc):
                 gk = badj[gu + k]
                 _put(badj, xu + k, -gk * _sin_cos(bulk[xu + k], False) if gk != 0.0 else 0.0, acc)
         else:
-            for k in range(mu):
-                gk = badj[gu + k]
-                if gk != 0.0:
-                    _put(badj, xu + k, _unary_b(o, gk, bulk[xu + k], bulk[yu + k], c, d), acc)
-                elif not acc:
+            if not acc:
+                for k in range(mu):
                     badj[xu + k] = 0.0
+            _unary_rules_add(o, badj, bulk, gu, xu, yu, mu, c, d)
 
 
     @njit(**NJIT_LEAF)
@@ -992,14 +1016,10 @@ def _adjoint_loops(acc):
                 gk = badj[gu + k]
                 _put(badj, tu + k, gk / bulk[zu + k] if gk != 0.0 else 0.0, acc)
         else:
-            for k in range(mu):
-                gk = badj[gu + k]
-                if gk != 0.0:
-                    x, z, y = bulk[xu + k], bulk[zu + k], bulk[yu + k]
-                    _put(badj, tu + k, _binary_bb(o, gk, x, z, y, c) if second else
-                         _binary_ba(o, gk, x, z, y, c), acc)
-                elif not acc:
+            if not acc:
+                for k in range(mu):
                     badj[tu + k] = 0.0
+            _binary_rules_add(o, second, badj, bulk, gu, xu, zu, yu, tu, mu, c)
 
     return unary, binary
 
@@ -1246,10 +1266,10 @@ def _move(dst, do, src, so, auxi, at, how, w):
     """Move elements along the index map at ``auxi[at]`` (element k of the map's index
     space has offset m[k]): MOVE_GATHER dst[do + k] = src[so + m[k]], MOVE_SCATTER_ADD
     dst[do + m[k]] += src[so + k], MOVE_SCATTER dst[do + m[k]] = src[so + k],
-    MOVE_GATHER_ADD dst[do + k] += src[so + m[k]] (the adding ways times ``w``; no
-    default, so every call has one signature and it compiles once).  Walks the map where
-    it is stored, building nothing.  Offsets are unsigned: a negative stride wraps around
-    to the same index."""
+    MOVE_GATHER_ADD dst[do + k] += src[so + m[k]] (the adding ways times ``w``; callers
+    pass the way through _variable, so that it compiles once).  Walks the map where it is
+    stored, building nothing.  Offsets are unsigned: a negative stride wraps around to the
+    same index."""
     ndim = auxi[at]
     du, su = _u(do), _u(so)
     if ndim < 0:  # an explicit map
@@ -1300,6 +1320,13 @@ def _move(dst, do, src, so, auxi, at, how, w):
 
 
 @_j
+def _variable(k):
+    """k as a run-time int64.  Numba compiles a callee once per value of a constant int
+    argument (~1 s each, cold); _move's way goes through this, so _move compiles once."""
+    return np.int64(k)
+
+
+@_j
 def _one_line(auxi, at):
     """The first offset and the length of a map that is one contiguous line (a slice, a
     part of a concatenation), or length -1."""
@@ -1316,7 +1343,7 @@ def _mv(dst, src, auxi, at, how):
     to the cold compile."""
     o, m = _one_line(auxi, at)
     if m < 0:
-        _move(dst, 0, src, 0, auxi, at, how, 1.0)
+        _move(dst, 0, src, 0, auxi, at, _variable(how), 1.0)
     else:
         _line(dst, src, o, _u(0), _u(m), how, 1.0)
 
@@ -1468,29 +1495,48 @@ def _stale(flags, r, consumer, mrec, mat):
     """Record r's value was modified in place after ``consumer`` recorded it."""
     if not flags[r] & MODIFIED:
         return False
-    k = np.searchsorted(mrec, r)
-    return k < mrec.size and mrec[k] == r and consumer < mat[k]
+    lo, hi = 0, mrec.size  # a binary search: np.searchsorted adds ~1 s to the cold compile
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if mrec[mid] < r:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < mrec.size and mrec[lo] == r and consumer < mat[lo]
 
 
 @njit(**NJIT_LEAF)
-def _ew_adjoint(i, second, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flags):
-    """The adjoint of the first operand (second False) or the second of an elementwise
-    record over arrays (every operand in the bulk arena).  Returns 1 if newly reached."""
+def _ew_adjoint(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flags):
+    """The adjoints of an elementwise record's operands over arrays (every operand in the
+    bulk arena; a CONST operand gets none).  Returns how many are newly reached."""
     o = op[i]
-    r = b[i] if second else a[i]
-    new = _claim(r, flags)  # first reached here: its adjoint is written, not added to
     if KIND[o] == UNARY:
+        r = a[i]
+        if op[r] == CONST:
+            return 0
+        new = _claim(r, flags)  # first reached here: its adjoint is written, not added to
         dd = auxi.view(np.float64)[aux[i]] if aux[i] >= 0 else 0.0
         if new:
             _unary_writes(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
         else:
             _unary_adjoints(o, badj, bulk, off[i], off[r], off[i], n[i], c[i], dd)
-    elif new:
-        _binary_writes(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i], c[i])
-    else:
-        _binary_adjoints(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i],
-                         c[i])
-    return new
+        return new
+    total = 0
+    for t in range(2):
+        r = b[i] if t else a[i]
+        if op[r] == CONST:
+            continue
+        # a run-time flag: a literal one would compile each binary loop twice more
+        second = t == 1
+        new = _claim(r, flags)
+        if new:
+            _binary_writes(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i], n[i],
+                           c[i])
+        else:
+            _binary_adjoints(o, second, badj, bulk, off[i], off[a[i]], off[b[i]], off[i],
+                             n[i], c[i])
+        total += new
+    return total
 
 
 @njit(**NJIT_LEAF)
@@ -1541,7 +1587,7 @@ def _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags):
             for k in range(gx.size):
                 gx[k] += gg
     else:
-        _move(gx, 0, g, 0, auxi, aux[i], MOVE_GATHER_ADD, cc)
+        _move(gx, 0, g, 0, auxi, aux[i], _variable(MOVE_GATHER_ADD), cc)
     return new
 
 
@@ -1608,340 +1654,374 @@ def _axpy_term(rs, rv, gi, m, op, val, n, off, adj, badj, bulk, flags):
 
 
 @njit(**NJIT)
-def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
-          start, pending, retain, hits, mrec, mat, skip_hook):
-    """Reverse sweep from record ``start`` down, until no reached record is pending.
-
-    Records of kind SOURCE, and records flagged CAPTURE, are written to ``hits``
-    for Python to deliver (leaf gradients, cross-segment links, captured
-    inputs).  ``mrec``/``mat``: records modified in place (sorted) and the first
-    record recorded after each modification; consumers older than that read a
-    stale saved value, which is PyTorch's version-counter error.
-
-    Python code runs inside a backward only at two kinds of records: a record
-    flagged HOOK (the sweep stops before it, Python rewrites its adjoint and
-    resumes at it with ``skip_hook`` set to it) and a custom Function's PYFUNC
-    record (the sweep stops after it, Python runs the Function's backward, seeds
-    its inputs and resumes below it).
-    Returns (status, record, records newly freed, number of hits, pending).
-    """
-    nh = 0
-    nfree = 0
-    auxf = auxi.view(np.float64)  # aux entries of float constants are stored as bits
-    i = start
-    while i >= 0 and pending > 0:
-        f = flags[i]
-        if not f & REACHED:
-            i -= 1
-            continue
-        if f & HOOK and i != skip_hook:
-            return AT_HOOK, i, nfree, nh, pending
-        o = op[i]
-        kd = KIND[o]
-        sv = SAVES[o]
-        if f & FREED and sv:
-            return ERR_FREED, i, nfree, nh, pending
-        if sv & SAVE_OUT and _stale(flags, i, i, mrec, mat):
-            return ERR_MODIFIED, i, nfree, nh, pending
-        if retain:
-            flags[i] = f & (0xFF ^ REACHED)
-        else:
-            flags[i] = (f & (0xFF ^ REACHED)) | FREED
-            nfree += 0 if f & FREED else 1
-        pending -= 1
-        if kd == CALLBACK:  # run the Function's backward in Python, then resume below
-            return AT_CALLBACK, i, nfree, nh, pending
-        if kd == CBOUT:  # an output of a Function: hand its adjoint to Python, reach the Function
-            hits[nh] = i
-            nh += 1
-            gx, new = _target(a[i], n, off, adj, badj, flags)
-            pending += new
-            i -= 1
-            continue
-        if f & CAPTURE or kd == SOURCE:
-            if o == DEAD:
-                return ERR_FREED, i, nfree, nh, pending
-            hits[nh] = i
-            nh += 1
-            if kd == SOURCE:
-                i -= 1
-                continue
-        ra = a[i]
-        rb = b[i]
-        cc = c[i]
-        if n[i] == 1 and kd <= GATHER:
-            # one element: work on the val/adj columns directly, no array views
-            g0 = adj[i]
-            if kd == GATHER:  # one element of ra (x[i, j] in scalar code)
-                if op[ra] != CONST:
-                    if not flags[ra] & REACHED:
-                        gx, new = _target(ra, n, off, adj, badj, flags)
-                        pending += new
-                    at = aux[i]
-                    # element 0 of a map: a strided map's base, an explicit map's first
-                    k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
-                    if n[ra] == 1:
-                        adj[ra] += g0
-                    else:
-                        badj[off[ra] + k] += g0
-                i -= 1
-                continue
-            if op[ra] != CONST:
-                if sv & SAVE_IN and kd == BINARY and _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh, pending
-                if sv & SAVE_IN and kd == UNARY and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                if not flags[ra] & REACHED:
-                    adj[ra] = 0.0
-                    flags[ra] |= REACHED
-                    pending += 1
-                if g0 != 0.0:
-                    if kd == UNARY:
-                        dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
-                        adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
-                    else:
-                        adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
-            if kd == BINARY and op[rb] != CONST:
-                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                if not flags[rb] & REACHED:
-                    adj[rb] = 0.0
-                    flags[rb] |= REACHED
-                    pending += 1
-                if g0 != 0.0:
-                    adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], cc)
-            i -= 1
-            continue
-        if kd == UNARY or kd == BINARY:
-            # elementwise over arrays: every operand lives in the bulk arena at its offset;
-            # the loops index the arenas directly (array views cost reference counting)
-            if op[ra] != CONST:
-                if sv & SAVE_IN and _stale(flags, rb if kd == BINARY else ra, i, mrec, mat):
-                    return ERR_MODIFIED, rb if kd == BINARY else ra, nfree, nh, pending
-                pending += _ew_adjoint(i, False, op, a, b, c, n, off, aux, auxi, adj, badj,
-                                       bulk, flags)
-            if kd == BINARY and op[rb] != CONST:
-                if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                pending += _ew_adjoint(i, True, op, a, b, c, n, off, aux, auxi, adj, badj,
-                                       bulk, flags)
-            i -= 1
-            continue
-        if kd == GATHER or kd == CONCAT or kd == REDUCE:  # views cost reference counts
-            if kd == GATHER:
-                pending += _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags)
-            elif kd == CONCAT:
-                pending += _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags)
-            else:
-                pending += _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
-            i -= 1
-            continue
-        g = _view(i, n, off, adj, badj)
-        y = _view(i, n, off, val, bulk)
-        if kd == NORM:
-            if op[ra] != CONST:
-                if _stale(flags, ra, i, mrec, mat):  # saves its input
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                x = _view(ra, n, off, val, bulk)
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                if aux[i] < 0:
-                    if y[0] != 0.0 and g[0] != 0.0:
-                        s = g[0] / y[0]
-                        for k in range(gx.size):
-                            gx[k] += s * x[k]
-                else:
-                    m = index_map(auxi, aux[i])
-                    for k in range(gx.size):
-                        j = m[k]
-                        if y[j] != 0.0:
-                            gx[k] += g[j] * x[k] / y[j]
-        elif kd == MATMUL:
-            at = aux[i]
-            mm = auxi[at]
-            kk = auxi[at + 1]
-            nn = auxi[at + 2]
-            nb = auxi[at + 3]
+def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, mrec, mat):
+    """The adjoint of record i of one of the OTHER kinds (sweep's second tier).  Returns
+    (status, record, operands newly reached): DONE, or the error and the record it names."""
+    o = op[i]
+    kd = KIND[o]
+    ra = a[i]
+    rb = b[i]
+    cc = c[i]
+    new_total = 0
+    g = _view(i, n, off, adj, badj)
+    y = _view(i, n, off, val, bulk)
+    if kd == NORM:
+        if op[ra] != CONST:
+            if _stale(flags, ra, i, mrec, mat):  # saves its input
+                return ERR_MODIFIED, ra, new_total
             x = _view(ra, n, off, val, bulk)
-            z = _view(rb, n, off, val, bulk)
-            g3 = g.reshape((nb, mm, nn))
-            # a target reached here first gets the product written into it (np.dot's out:
-            # no zero fill, no temporary, no second pass over it); one reached before gets
-            # it through a temporary.  Only the out form of np.dot appears: each form
-            # compiles separately (~4 s each, cold)
-            if op[ra] != CONST:
-                if _stale(flags, rb, i, mrec, mat):
-                    return ERR_MODIFIED, rb, nfree, nh, pending
-                new = _claim(ra, flags)
-                pending += new
-                gx3 = _view(ra, n, off, adj, badj).reshape((nb, mm, kk))
-                z3 = z.reshape((nb, kk, nn))
-                tmp = np.empty((0 if new else mm, kk))
-                for q in range(nb):
-                    t = gx3[q] if new else tmp
-                    np.dot(g3[q], z3[q].T, t)
-                    if not new:
-                        gx3[q] += t
-            if op[rb] != CONST:
-                if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                new = _claim(rb, flags)
-                pending += new
-                gz3 = _view(rb, n, off, adj, badj).reshape((nb, kk, nn))
-                x3 = x.reshape((nb, mm, kk))
-                tmp = np.empty((0 if new else kk, nn))
-                for q in range(nb):
-                    t = gz3[q] if new else tmp
-                    np.dot(x3[q].T, g3[q], t)
-                    if not new:
-                        gz3[q] += t
-        elif kd == SETITEM:
-            # out = a with the mapped positions replaced by b
-            m = index_map(auxi, aux[i])
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                keep = np.ones(g.size, dtype=np.bool_)
-                for k in range(m.size):
-                    keep[m[k]] = False
-                for k in range(g.size):
-                    if keep[k]:
-                        gx[k] += g[k]
-            if op[rb] != CONST:
-                gz, new = _target(rb, n, off, adj, badj, flags)
-                pending += new
-                for k in range(m.size):
-                    gz[k] += g[m[k]]
-        elif kd == FILL:
-            if op[ra] != CONST:  # the old value does not reach the output: a zero gradient
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-        elif kd == MASK:
-            mask = _view(int(cc), n, off, val, bulk)
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                for k in range(g.size):
-                    if mask[k] != 0.0:
-                        gx[k] += g[k]
-            if rb >= 0 and op[rb] != CONST:
-                gz, new = _target(rb, n, off, adj, badj, flags)
-                pending += new
-                for k in range(g.size):
-                    if mask[k] == 0.0:
-                        gz[k] += g[k]
-        elif kd == EXTREME:
-            if op[ra] != CONST:
-                if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                x = _view(ra, n, off, val, bulk)
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                m = group_map(auxi, aux[i], x.size)
-                ties = np.zeros(g.size)
-                for k in range(x.size):
-                    if x[k] == y[m[k]]:
-                        ties[m[k]] += 1.0
-                for k in range(x.size):
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            if aux[i] < 0:
+                if y[0] != 0.0 and g[0] != 0.0:
+                    s = g[0] / y[0]
+                    for k in range(gx.size):
+                        gx[k] += s * x[k]
+            else:
+                m = index_map(auxi, aux[i])
+                for k in range(gx.size):
                     j = m[k]
-                    if x[k] == y[j]:
-                        gx[k] += g[j] / ties[j]
-        elif kd == PRODUCT:
-            if op[ra] != CONST:
-                if _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                x = _view(ra, n, off, val, bulk)
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                m = group_map(auxi, aux[i], x.size)
-                zeros, nonzero = _group_products(x, m, g.size)
-                for k in range(x.size):
-                    j = m[k]
-                    if zeros[j] == 0:
-                        gx[k] += g[j] * nonzero[j] / x[k]
-                    elif zeros[j] == 1 and x[k] == 0.0:
-                        gx[k] += g[j] * nonzero[j]
-        elif kd == SCAN:
-            if op[ra] != CONST:
-                at = aux[i]
-                outer = auxi[at]
-                length = auxi[at + 1]
-                inner = auxi[at + 2]
-                x = _view(ra, n, off, val, bulk)
-                if o == CUMPROD and _stale(flags, ra, i, mrec, mat):
-                    return ERR_MODIFIED, ra, nfree, nh, pending
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                for p in range(outer):
-                    for q in range(inner):
-                        base = p * length * inner + q
-                        if o == CUMSUM:  # reverse cumulative sum of g
-                            acc = 0.0
-                            for t in range(length - 1, -1, -1):
-                                acc += g[base + t * inner]
-                                gx[base + t * inner] += acc
-                        else:  # CUMPROD: d y_t / d x_s = prod_{r<s} x_r * prod_{s<r<=t} x_r
-                            pre = 1.0  # no division: exact when some x are zero
-                            for s in range(length):
-                                acc = 0.0
-                                suf = 1.0
-                                for t in range(s, length):
-                                    if t > s:
-                                        suf *= x[base + t * inner]
-                                    acc += g[base + t * inner] * suf
-                                gx[base + s * inner] += acc * pre
-                                pre *= x[base + s * inner]
-        elif kd == SOFTMAXES:
-            # softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g)
-            if op[ra] != CONST:
-                at = aux[i]
-                outer = auxi[at]
-                length = auxi[at + 1]
-                inner = auxi[at + 2]
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                for p in range(outer):
-                    for q in range(inner):
-                        base = p * length * inner + q
-                        acc = 0.0
-                        for t in range(length):
-                            k = base + t * inner
-                            acc += g[k] * y[k] if o == SOFTMAX else g[k]
-                        for t in range(length):
-                            k = base + t * inner
-                            if o == SOFTMAX:
-                                gx[k] += y[k] * (g[k] - acc)
-                            else:
-                                gx[k] += g[k] - math.exp(y[k]) * acc
-        elif kd == SCATTERADD:
-            m = index_map(auxi, aux[i])
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-                for k in range(g.size):
+                    if y[j] != 0.0:
+                        gx[k] += g[j] * x[k] / y[j]
+    elif kd == MATMUL:
+        at = aux[i]
+        mm = auxi[at]
+        kk = auxi[at + 1]
+        nn = auxi[at + 2]
+        nb = auxi[at + 3]
+        x = _view(ra, n, off, val, bulk)
+        z = _view(rb, n, off, val, bulk)
+        g3 = g.reshape((nb, mm, nn))
+        # a target reached here first gets the product written into it (np.dot's out:
+        # no zero fill, no temporary, no second pass over it); one reached before gets
+        # it through a temporary.  Only the out form of np.dot appears: each form
+        # compiles separately (~4 s each, cold)
+        if op[ra] != CONST:
+            if _stale(flags, rb, i, mrec, mat):
+                return ERR_MODIFIED, rb, new_total
+            new = _claim(ra, flags)
+            new_total += new
+            gx3 = _view(ra, n, off, adj, badj).reshape((nb, mm, kk))
+            z3 = z.reshape((nb, kk, nn))
+            tmp = np.empty((0 if new else mm, kk))
+            for q in range(nb):
+                t = gx3[q] if new else tmp
+                np.dot(g3[q], z3[q].T, t)
+                if not new:
+                    gx3[q] += t
+        if op[rb] != CONST:
+            if _stale(flags, ra, i, mrec, mat):
+                return ERR_MODIFIED, ra, new_total
+            new = _claim(rb, flags)
+            new_total += new
+            gz3 = _view(rb, n, off, adj, badj).reshape((nb, kk, nn))
+            x3 = x.reshape((nb, mm, kk))
+            tmp = np.empty((0 if new else kk, nn))
+            for q in range(nb):
+                t = gz3[q] if new else tmp
+                np.dot(x3[q].T, g3[q], t)
+                if not new:
+                    gz3[q] += t
+    elif kd == SETITEM:
+        # out = a with the mapped positions replaced by b
+        m = index_map(auxi, aux[i])
+        if op[ra] != CONST:
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            keep = np.ones(g.size, dtype=np.bool_)
+            for k in range(m.size):
+                keep[m[k]] = False
+            for k in range(g.size):
+                if keep[k]:
                     gx[k] += g[k]
-            if op[rb] != CONST:
-                gz, new = _target(rb, n, off, adj, badj, flags)
-                pending += new
-                for k in range(m.size):
-                    gz[k] += g[m[k]]
-        elif kd == AXPY:
-            pending += _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
-                                     flags)
-        elif kd == COPY:
-            # a: the overwritten value (gets zeros), b: the source (gets g)
-            if op[ra] != CONST:
-                gx, new = _target(ra, n, off, adj, badj, flags)
-                pending += new
-            if op[rb] != CONST:
-                gz, new = _target(rb, n, off, adj, badj, flags)
-                pending += new
-                for k in range(g.size):
+        if op[rb] != CONST:
+            gz, new = _target(rb, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(m.size):
+                gz[k] += g[m[k]]
+    elif kd == FILL:
+        if op[ra] != CONST:  # the old value does not reach the output: a zero gradient
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+    elif kd == MASK:
+        mask = _view(int(cc), n, off, val, bulk)
+        if op[ra] != CONST:
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(g.size):
+                if mask[k] != 0.0:
+                    gx[k] += g[k]
+        if rb >= 0 and op[rb] != CONST:
+            gz, new = _target(rb, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(g.size):
+                if mask[k] == 0.0:
                     gz[k] += g[k]
-        else:
-            return ERR_OPCODE, i, nfree, nh, pending
-        i -= 1
-    return DONE, i, nfree, nh, pending
+    elif kd == EXTREME:
+        if op[ra] != CONST:
+            if _stale(flags, ra, i, mrec, mat):
+                return ERR_MODIFIED, ra, new_total
+            x = _view(ra, n, off, val, bulk)
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            m = group_map(auxi, aux[i], x.size)
+            ties = np.zeros(g.size)
+            for k in range(x.size):
+                if x[k] == y[m[k]]:
+                    ties[m[k]] += 1.0
+            for k in range(x.size):
+                j = m[k]
+                if x[k] == y[j]:
+                    gx[k] += g[j] / ties[j]
+    elif kd == PRODUCT:
+        if op[ra] != CONST:
+            if _stale(flags, ra, i, mrec, mat):
+                return ERR_MODIFIED, ra, new_total
+            x = _view(ra, n, off, val, bulk)
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            m = group_map(auxi, aux[i], x.size)
+            zeros, nonzero = _group_products(x, m, g.size)
+            for k in range(x.size):
+                j = m[k]
+                if zeros[j] == 0:
+                    gx[k] += g[j] * nonzero[j] / x[k]
+                elif zeros[j] == 1 and x[k] == 0.0:
+                    gx[k] += g[j] * nonzero[j]
+    elif kd == SCAN:
+        if op[ra] != CONST:
+            at = aux[i]
+            outer = auxi[at]
+            length = auxi[at + 1]
+            inner = auxi[at + 2]
+            x = _view(ra, n, off, val, bulk)
+            if o == CUMPROD and _stale(flags, ra, i, mrec, mat):
+                return ERR_MODIFIED, ra, new_total
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            for p in range(outer):
+                for q in range(inner):
+                    base = p * length * inner + q
+                    if o == CUMSUM:  # reverse cumulative sum of g
+                        acc = 0.0
+                        for t in range(length - 1, -1, -1):
+                            acc += g[base + t * inner]
+                            gx[base + t * inner] += acc
+                    else:  # CUMPROD: d y_t / d x_s = prod_{r<s} x_r * prod_{s<r<=t} x_r
+                        pre = 1.0  # no division: exact when some x are zero
+                        for s in range(length):
+                            acc = 0.0
+                            suf = 1.0
+                            for t in range(s, length):
+                                if t > s:
+                                    suf *= x[base + t * inner]
+                                acc += g[base + t * inner] * suf
+                            gx[base + s * inner] += acc * pre
+                            pre *= x[base + s * inner]
+    elif kd == SOFTMAXES:
+        # softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g)
+        if op[ra] != CONST:
+            at = aux[i]
+            outer = auxi[at]
+            length = auxi[at + 1]
+            inner = auxi[at + 2]
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            for p in range(outer):
+                for q in range(inner):
+                    base = p * length * inner + q
+                    acc = 0.0
+                    for t in range(length):
+                        k = base + t * inner
+                        acc += g[k] * y[k] if o == SOFTMAX else g[k]
+                    for t in range(length):
+                        k = base + t * inner
+                        if o == SOFTMAX:
+                            gx[k] += y[k] * (g[k] - acc)
+                        else:
+                            gx[k] += g[k] - math.exp(y[k]) * acc
+    elif kd == SCATTERADD:
+        m = index_map(auxi, aux[i])
+        if op[ra] != CONST:
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(g.size):
+                gx[k] += g[k]
+        if op[rb] != CONST:
+            gz, new = _target(rb, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(m.size):
+                gz[k] += g[m[k]]
+    elif kd == AXPY:
+        new_total += _axpy_adjoint(i, op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk,
+                                 flags)
+    elif kd == COPY:
+        # a: the overwritten value (gets zeros), b: the source (gets g)
+        if op[ra] != CONST:
+            gx, new = _target(ra, n, off, adj, badj, flags)
+            new_total += new
+        if op[rb] != CONST:
+            gz, new = _target(rb, n, off, adj, badj, flags)
+            new_total += new
+            for k in range(g.size):
+                gz[k] += g[k]
+    else:
+        return ERR_OPCODE, i, new_total
+    return DONE, i, new_total
+
+
+def _make_sweep(full):
+    """The reverse sweep.  ``full`` (a constant of each compiled kernel): every kind;
+    otherwise the kinds outside OTHER only, stopping with AT_OTHER at any other record
+    (before touching it), so that a tape of those alone never compiles the rest."""
+    @njit(**NJIT)
+    def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
+              start, pending, retain, hits, mrec, mat, skip_hook):
+        """Reverse sweep from record ``start`` down, until no reached record is pending.
+
+        Records of kind SOURCE, and records flagged CAPTURE, are written to ``hits``
+        for Python to deliver (leaf gradients, cross-segment links, captured
+        inputs).  ``mrec``/``mat``: records modified in place (sorted) and the first
+        record recorded after each modification; consumers older than that read a
+        stale saved value, which is PyTorch's version-counter error.
+
+        Python code runs inside a backward only at two kinds of records: a record
+        flagged HOOK (the sweep stops before it, Python rewrites its adjoint and
+        resumes at it with ``skip_hook`` set to it) and a custom Function's PYFUNC
+        record (the sweep stops after it, Python runs the Function's backward, seeds
+        its inputs and resumes below it).  The core kernel (``full`` False) also stops
+        before a record of the OTHER kinds, with AT_OTHER; Python resumes there with the
+        full kernel.
+        Returns (status, record, records newly freed, number of hits, pending).
+        """
+        nh = 0
+        nfree = 0
+        auxf = auxi.view(np.float64)  # aux entries of float constants are stored as bits
+        i = start
+        while i >= 0 and pending > 0:
+            f = flags[i]
+            if not f & REACHED:
+                i -= 1
+                continue
+            if f & HOOK and i != skip_hook:
+                return AT_HOOK, i, nfree, nh, pending
+            o = op[i]
+            kd = KIND[o]
+            sv = SAVES[o]
+            if not full and OTHER[kd]:
+                return AT_OTHER, i, nfree, nh, pending
+            if f & FREED and sv:
+                return ERR_FREED, i, nfree, nh, pending
+            if sv & SAVE_OUT and _stale(flags, i, i, mrec, mat):
+                return ERR_MODIFIED, i, nfree, nh, pending
+            if retain:
+                flags[i] = f & (0xFF ^ REACHED)
+            else:
+                flags[i] = (f & (0xFF ^ REACHED)) | FREED
+                nfree += 0 if f & FREED else 1
+            pending -= 1
+            if kd == CALLBACK:  # run the Function's backward in Python, then resume below
+                return AT_CALLBACK, i, nfree, nh, pending
+            if kd == CBOUT:  # a Function's output: its adjoint to Python, reach the Function
+                hits[nh] = i
+                nh += 1
+                gx, new = _target(a[i], n, off, adj, badj, flags)
+                pending += new
+                i -= 1
+                continue
+            if f & CAPTURE or kd == SOURCE:
+                if o == DEAD:
+                    return ERR_FREED, i, nfree, nh, pending
+                hits[nh] = i
+                nh += 1
+                if kd == SOURCE:
+                    i -= 1
+                    continue
+            ra = a[i]
+            rb = b[i]
+            cc = c[i]
+            if n[i] == 1 and kd <= GATHER:
+                # one element: work on the val/adj columns directly, no array views
+                g0 = adj[i]
+                if kd == GATHER:  # one element of ra (x[i, j] in scalar code)
+                    if op[ra] != CONST:
+                        if not flags[ra] & REACHED:
+                            gx, new = _target(ra, n, off, adj, badj, flags)
+                            pending += new
+                        at = aux[i]
+                        # element 0 of a map: a strided map's base, an explicit map's first
+                        k = auxi[at + 1] if auxi[at] >= 0 else auxi[at + 2]
+                        if n[ra] == 1:
+                            adj[ra] += g0
+                        else:
+                            badj[off[ra] + k] += g0
+                    i -= 1
+                    continue
+                if op[ra] != CONST:
+                    if sv & SAVE_IN and kd == BINARY and _stale(flags, rb, i, mrec, mat):
+                        return ERR_MODIFIED, rb, nfree, nh, pending
+                    if sv & SAVE_IN and kd == UNARY and _stale(flags, ra, i, mrec, mat):
+                        return ERR_MODIFIED, ra, nfree, nh, pending
+                    if not flags[ra] & REACHED:
+                        adj[ra] = 0.0
+                        flags[ra] |= REACHED
+                        pending += 1
+                    if g0 != 0.0:
+                        if kd == UNARY:
+                            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                            adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
+                        else:
+                            adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
+                if kd == BINARY and op[rb] != CONST:
+                    if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
+                        return ERR_MODIFIED, ra, nfree, nh, pending
+                    if not flags[rb] & REACHED:
+                        adj[rb] = 0.0
+                        flags[rb] |= REACHED
+                        pending += 1
+                    if g0 != 0.0:
+                        adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], cc)
+                i -= 1
+                continue
+            if kd == UNARY or kd == BINARY:
+                # elementwise over arrays: every operand lives in the bulk arena at its offset;
+                # the loops index the arenas directly (array views cost reference counting)
+                if op[ra] != CONST:  # saved operands modified since: the other one's first
+                    if sv & SAVE_IN and _stale(flags, rb if kd == BINARY else ra, i, mrec, mat):
+                        return ERR_MODIFIED, rb if kd == BINARY else ra, nfree, nh, pending
+                if kd == BINARY and op[rb] != CONST:
+                    if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
+                        return ERR_MODIFIED, ra, nfree, nh, pending
+                pending += _ew_adjoint(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flags)
+                i -= 1
+                continue
+            if kd == GATHER or kd == CONCAT or kd == REDUCE:  # views cost reference counts
+                if kd == GATHER:
+                    pending += _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags)
+                elif kd == CONCAT:
+                    pending += _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags)
+                else:
+                    pending += _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
+                i -= 1
+                continue
+            if full:  # a constant: the core kernel never compiles _other_adjoint
+                st, r, new = _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj,
+                                            bulk, badj, auxi, mrec, mat)
+                if st != DONE:
+                    return st, r, nfree, nh, pending
+                pending += new
+            else:
+                return ERR_OPCODE, i, nfree, nh, pending
+            i -= 1
+        return DONE, i, nfree, nh, pending
+
+    return sweep
+
+
+# sweep: every kind (traces and, from the first record of an OTHER kind on, backward);
+# sweep_core: the kinds scalar and elementwise code records, compiled alone
+sweep = _make_sweep(True)
+sweep_core = _make_sweep(False)
 
 
 @njit(**NJIT)
@@ -2047,7 +2127,7 @@ def _replay_lean(op, a, b, c, val, n, off, aux, auxi, bulk, start, stop):
                 y[0] = _total(x, _u(0), _u(x.size)) * cc
             else:
                 _fill(y, 0.0)
-                _move(y, 0, x, 0, auxi, aux[i], MOVE_SCATTER_ADD, 1.0)
+                _move(y, 0, x, 0, auxi, aux[i], _variable(MOVE_SCATTER_ADD), 1.0)
                 for k in range(y.size):
                     y[k] *= cc
         elif kd == AXPY and o == AXPYS:  # z + s * v, rounded as the product and the sum were
@@ -2247,22 +2327,23 @@ def _tangent_lean(op, a, b, c, val, n, off, aux, auxi, bulk, dval, dbulk, start,
                     t += _binary_bb(o, tz[k], x[k], z[k], y[k], cc)
                 ty[k] = t
         elif kd == GATHER:
-            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], MOVE_GATHER, 1.0)
+            _move(ty, 0, _view(ra, n, off, dval, dbulk), 0, auxi, aux[i], _variable(MOVE_GATHER),
+                  1.0)
         elif kd == REDUCE:  # the scaled sum of the group's tangents
             _fill(ty, 0.0)
             tx = _view(ra, n, off, dval, dbulk)
             if aux[i] < 0:
                 ty[0] = _total(tx, _u(0), _u(tx.size)) * cc
             else:
-                _move(ty, 0, tx, 0, auxi, aux[i], MOVE_SCATTER_ADD, cc)
+                _move(ty, 0, tx, 0, auxi, aux[i], _variable(MOVE_SCATTER_ADD), cc)
         elif kd == CONCAT:
             at = aux[i]
             pos = at + 1
             for _ in range(auxi[at]):
                 rj = auxi[pos]
                 ndim = auxi[pos + 1]
-                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1, MOVE_SCATTER,
-                      1.0)
+                _move(ty, 0, _view(rj, n, off, dval, dbulk), 0, auxi, pos + 1,
+                      _variable(MOVE_SCATTER), 1.0)
                 pos += 3 + 2 * ndim
         elif kd == AXPY and o == AXPYC:  # (0 + tz) + tv * c / d
             d = auxf[aux[i]]
@@ -2499,12 +2580,8 @@ def _sweep_lean(op, a, b, c, val, n, off, aux, auxi, adj, badj, bulk, flags, i, 
         ra = a[i]
         if n[i] != 1 or kd > GATHER:  # arrays
             if kd == UNARY or kd == BINARY:
-                if op[ra] != CONST:
-                    pending += _ew_adjoint_i(i, False, op, a, b, c, n, off, aux, auxi, adj,
-                                           badj, bulk, flags)
-                if kd == BINARY and op[b[i]] != CONST:
-                    pending += _ew_adjoint_i(i, True, op, a, b, c, n, off, aux, auxi, adj,
-                                           badj, bulk, flags)
+                pending += _ew_adjoint_i(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk,
+                                         flags)
             elif kd == GATHER:
                 pending += _gather_adjoint_i(i, op, a, n, off, aux, auxi, adj, badj, flags)
             elif kd == CONCAT:
