@@ -125,20 +125,26 @@ def bench_memory(n=1_000_000):
 
 _STARTUP = (
     "import time; t0 = time.perf_counter(); import tapegrad as torch; "
-    "x = torch.tensor([1.0, 2.0], requires_grad=True); (x * x).sum().backward(); "
+    "x = torch.tensor([1.0, 2.0], requires_grad=True); {}.backward(); "
     "print(time.perf_counter() - t0)")
+# the first a vector tape (the core sweep kernel), the second a matmul (the full kernel)
+_FIRST = {"": "(x * x).sum()", "_matmul": "(x.reshape(2, 1) @ x.reshape(1, 2)).sum()"}
 
 
 def bench_startup():
-    """Fresh-process import + first backward, warm cache and cold cache."""
+    """Fresh-process import + first backward, warm cache and cold cache: of a vector tape
+    (the core sweep kernel only) and of a matmul (the full kernel)."""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    run = lambda e: float(subprocess.run([sys.executable, "-c", _STARTUP], env=e, check=True,
-                                         capture_output=True, text=True).stdout.split()[-1])
-    run(env)  # make sure the cache is warm
-    warm = min(run(env) for _ in range(3))
-    with tempfile.TemporaryDirectory() as d:
-        cold = run(dict(env, NUMBA_CACHE_DIR=d))
-    return {"warm_s": warm, "cold_s": cold}
+    run = lambda e, first: float(subprocess.run(
+        [sys.executable, "-c", _STARTUP.format(first)], env=e, check=True,
+        capture_output=True, text=True).stdout.split()[-1])
+    out = {}
+    for tag, first in _FIRST.items():
+        run(env, first)  # make sure the cache is warm
+        out["warm" + tag + "_s"] = min(run(env, first) for _ in range(3))
+        with tempfile.TemporaryDirectory() as d:
+            out["cold" + tag + "_s"] = run(dict(env, NUMBA_CACHE_DIR=d), first)
+    return out
 
 
 def _rss_mb():
@@ -199,7 +205,8 @@ def main():
     st = bench_startup()
     out["startup"] = st
     print(f"import + first backward, fresh process: warm cache {st['warm_s']:.2f} s, "
-          f"cold cache {st['cold_s']:.1f} s")
+          f"cold cache {st['cold_s']:.1f} s; a first matmul backward: warm "
+          f"{st['warm_matmul_s']:.2f} s, cold {st['cold_matmul_s']:.1f} s")
     loop = bench_training_loop(10_000 if args.quick else 100_000)
     out["training_loop"] = loop
     print(f"training loop: RSS {loop['rss_mb_at_10pct']:.1f} MB at 10% -> "

@@ -23,6 +23,7 @@ from . import _tape as T
 from ._tensor import (
     Tensor,
     _binary,
+    _broadcast_shapes,
     _c_strides,
     _dims,
     _operand,
@@ -36,7 +37,6 @@ from ._tensor import (
     _untraced,
     _val,
     _wrap_dim,
-    broadcast_shapes,
     state,
     tensor,
 )
@@ -127,7 +127,7 @@ def lerp(input, end, weight):
         return input + weight * (end - input)
     w = builtins.float(weight)
     dt = D.result_type((input, end))
-    shape = broadcast_shapes(input.shape, end.shape)
+    shape = _broadcast_shapes(input.shape, end.shape)
     a = _val(input).astype(dt.np, copy=False)
     out = _out(a + w * (_val(end).astype(dt.np, copy=False) - a), dt)
     if _recording(input, end):
@@ -168,7 +168,7 @@ def where(condition, input=None, other=None):
     x = _as_tensor(input, ref).to(dt) if x is None else x
     y = _as_tensor(other, ref).to(dt) if y is None else y
     cond = _val(condition).astype(bool)
-    shape = broadcast_shapes(cond.shape, x.shape, y.shape)
+    shape = _broadcast_shapes(cond.shape, x.shape, y.shape)
     out = _out(np.where(cond, _val(x).astype(dt.np, copy=False),
                         _val(y).astype(dt.np, copy=False)), dt)
     if not _recording(x, y) and not traced:
@@ -527,7 +527,7 @@ def masked_select(input, mask):
     _untraced(mask, "masked_select() with a traced mask (its output's size depends on the "
                     "values)")
     m = _val(mask).astype(bool)
-    shape = broadcast_shapes(input.shape, m.shape)
+    shape = _broadcast_shapes(input.shape, m.shape)
     x = input if input.shape == shape else input.expand(shape)
     offsets = _grid(shape)[np.broadcast_to(m, shape)]
     return _gather(T.MASKED_SELECT, x, _val(x).reshape(-1)[offsets], offsets)
@@ -736,7 +736,7 @@ def broadcast_to(input, size):
 
 
 def broadcast_tensors(*tensors):
-    shape = broadcast_shapes(*(t.shape for t in tensors))
+    shape = _broadcast_shapes(*(t.shape for t in tensors))
     return tuple(t.expand(shape) for t in tensors)
 
 
@@ -778,7 +778,7 @@ def batched_matmul(a, b):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{math.prod(va.shape[:-2])}, {k}] but got: "
                            f"[{math.prod(vb.shape[:-2])}, {k2}].")
-    batch = broadcast_shapes(tuple(va.shape[:-2]), tuple(vb.shape[:-2]))
+    batch = _broadcast_shapes(tuple(va.shape[:-2]), tuple(vb.shape[:-2]))
     flat_a = math.prod(va.shape[:-2]) == 1
     flat_b = math.prod(vb.shape[:-2]) == 1
     if flat_b and (a.ndim >= 3 or b.ndim <= 2):

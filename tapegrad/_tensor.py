@@ -366,6 +366,7 @@ def _broadcast_map(src, dst):
     return (len(dst), 0, *dst, *strides)
 
 
+@functools.lru_cache(maxsize=1024)
 def _broadcast2(s, t):
     """broadcast_shapes(s, t) for two shapes (tuples), the operators' case."""
     if s == t:
@@ -389,8 +390,36 @@ def _broadcast2(s, t):
 
 
 def broadcast_shapes(*shapes):
+    """``torch.broadcast_shapes``: the shape the given shapes (or ints) broadcast to, with
+    PyTorch's errors (right-aligned, in order: the mismatch names the first argument that
+    cannot broadcast to the shape of those before it)."""
+    shapes = tuple((s,) if isinstance(s, int) else s for s in shapes if s is not None)
+    for s in shapes:
+        if not isinstance(s, (tuple, list)):
+            raise RuntimeError("Input shapes should be of type ints, a tuple of ints, or a list "
+                               f"of ints, got {s}")
+    out = [1] * max((len(s) for s in shapes), default=0)
+    for k, s in enumerate(shapes):
+        for i in range(-1, -1 - len(s), -1):
+            d = s[i]
+            if d == out[i]:
+                continue
+            if out[i] == 1:
+                if d < 0:
+                    raise ValueError("Attempting to broadcast a dimension with negative length!")
+                out[i] = d
+            if d != 1 and out[i] != d:
+                raise RuntimeError(
+                    f"Attempting to broadcast a dimension of length {d} at {i}! Mismatching "
+                    f"argument at index {k} had {s}; but expected shape should be broadcastable "
+                    f"to {out}")
+    return Size(out)
+
+
+def _broadcast_shapes(*shapes):
+    """The shape tensors of these shapes broadcast to, with the operators' error."""
     if len(shapes) == 2:
-        return _broadcast2(shapes[0], shapes[1])
+        return _broadcast2(tuple(shapes[0]), tuple(shapes[1]))
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
@@ -596,7 +625,7 @@ def _binary(op, x, y, reverse=False):
     ya = _val(y)
     shape = xa.shape
     if shape != ya.shape:
-        shape = broadcast_shapes(shape, ya.shape)
+        shape = _broadcast2(shape, ya.shape)
     if xa.dtype is not dt.np:
         xa = xa.astype(dt.np)
     if ya.dtype is not dt.np:
@@ -739,7 +768,7 @@ def _compared(ufunc, x, y):
     if (y.__class__ is float or y.__class__ is int) and x._a.size == 1 and x._a.ndim == 0:
         return _result(np.array(ufunc(x._a[()].item(), y)), D.bool_)  # one Python comparison
     if isinstance(y, Tensor):
-        broadcast_shapes(x.shape, y.shape)
+        _broadcast_shapes(x.shape, y.shape)
         dt = D.result_type((x, y))
         yv = _val(y).astype(dt.np, copy=False)
     elif isinstance(y, _NUMBER) or isinstance(y, np.generic):
@@ -1736,7 +1765,7 @@ class Tensor:
         if not dt.is_floating_point:
             raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                                f"floating point or complex dtype. Got: {_SHORT[dt.name]}")
-        return _reduce(self, T.MEAN, T.MEANDIM, dim, keepdim, dt)
+        return _reduce(self, T.MEAN, T.MEANDIM, dim, keepdim, dtype)
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         if p not in ("fro", 2, 2.0):
@@ -2193,7 +2222,7 @@ class Tensor:
     def copy_(self, src, non_blocking=False):
         if not isinstance(src, Tensor):
             src = tensor(src)
-        broadcast_shapes(self.shape, src.shape)
+        _broadcast_shapes(self.shape, src.shape)
         if src.shape != self.shape:
             src_b = src.expand(self.shape)
         else:
@@ -2487,14 +2516,15 @@ def _reduce(x, op_all, op_dim, dim, keepdim, dtype):
         return _result(v, D.float64)
     a = _val(x)
     n = a.size
-    with np.errstate(all="ignore"):
-        if mean:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # mean of empty: nan, silently
-                out = np.mean(a.astype(dt.np, copy=False), axis=dims,
-                              keepdims=keepdim and not full)
-        else:
-            out = np.sum(a, axis=dims, keepdims=keepdim and not full, dtype=dt.np)
+    keep = keepdim and not full
+    if not mean:
+        out = _quiet(np.sum, a, dims, dt.np, None, keep)
+    elif n:
+        out = _quiet(np.mean, a.astype(dt.np, copy=False), dims, None, None, keep)
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # mean of empty: nan, silently
+            out = np.mean(a.astype(dt.np, copy=False), axis=dims, keepdims=keep)
     out = _out(out, dt)
     if x._rg and state.grad_enabled:
         count = math.prod(x.shape[d] for d in dims) if dims else 1

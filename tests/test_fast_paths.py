@@ -398,3 +398,61 @@ def test_quiet_fallback_for_other_numpy_versions_silences_and_restores():
         with pytest.raises(ZeroDivisionError):  # an exception inside still restores the state
             quiet(lambda: 1 / 0)
         assert np.geterr() == before
+
+
+BROADCAST_SHAPES = [((2, 1), (3,)), ([2, 1], [1, 3]), (2, (3, 1)), ((), (4,)),
+                    ((1, 2), (3, 1), (1, 1, 1)), (), (3,), ((0,), (1,)), ((0,), (2,)),
+                    ((2,), (3,)), ((2, 3), (4, 3)), ((2,), (1, 1), (3,)), ((2, 1), (1, 3, 4)),
+                    ((2, -1), (3,)), ((1,), (-2,)), ((2,), None, (1,))]
+
+
+def _shapes_or_error(lib, shapes):
+    try:
+        return repr(lib.broadcast_shapes(*shapes))
+    except (RuntimeError, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@requires_torch
+@pytest.mark.parametrize("shapes", BROADCAST_SHAPES, ids=str)
+def test_broadcast_shapes_matches_torch(shapes):
+    """The public function's shapes and errors are PyTorch's (the operators keep theirs, "The
+    size of tensor a ... must match ...", through the cached two-shape helper)."""
+    assert _shapes_or_error(tapegrad, shapes) == _shapes_or_error(real_torch, shapes)
+
+
+def test_broadcast_shapes_hand():
+    assert tapegrad.broadcast_shapes((2, 1), [3]) == (2, 3)
+    assert repr(tapegrad.broadcast_shapes(2, (3, 1))) == "torch.Size([3, 2])"
+    with pytest.raises(RuntimeError, match=r"length 3 at -2! Mismatching argument at index 1 "
+                       r"had \(1, 3, 4\); but expected shape should be broadcastable to "
+                       r"\[1, 2, 4\]"):
+        tapegrad.broadcast_shapes((2, 1), (1, 3, 4))
+    with pytest.raises(ValueError, match="negative length"):
+        tapegrad.broadcast_shapes((2, -1), (3,))
+    a, b = tapegrad.zeros(2, requires_grad=True), tapegrad.zeros(3)
+    for f in (lambda: a + b, lambda: tapegrad.broadcast_tensors(a, b),
+              lambda: tapegrad.where(a > 0, a, b)):
+        with pytest.raises(RuntimeError, match=r"The size of tensor a \(2\) must match the size "
+                           r"of tensor b \(3\) at non-singleton dimension 0"):
+            f()
+
+
+def test_mean_values_gradients_and_silence():
+    """mean() without a dtype now takes the everything-to-one-float path (it took the general
+    one, ~15 us more per call; benchmarks/ measures that): its value and gradient, PyTorch's
+    silence on inf - inf and on empty groups, and a dtype kept."""
+    rng = np.random.default_rng(3)
+    x = tapegrad.tensor(rng.standard_normal((32, 10)), requires_grad=True)
+    m = x.mean()
+    assert m.item() == pytest.approx(x.detach().numpy().mean(), rel=1e-15)
+    m.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((32, 10), 1.0 / 320))
+    assert gradcheck(lambda a: (a * a).mean(), (x,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = tapegrad.tensor([np.inf, -np.inf, 1.0]).mean()
+        e = tapegrad.tensor(np.zeros((0, 3))).mean(dim=0)
+    assert np.isnan(v.item()) and e.shape == (3,) and np.all(np.isnan(e.numpy()))
+    assert tapegrad.tensor([[1.0, 2.0]], dtype=tapegrad.float32).mean(dim=1).dtype \
+        is tapegrad.float32
