@@ -456,9 +456,15 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:
                 break
-            if status == T.AT_OTHER:  # from now on, the full kernel; resume at that record
+            if status == T.AT_OTHER:  # the full kernel from now on, after this record
                 _kernel[0] = T.sweep
-                start = at
+                st, r, new = T._other_adjoint(at, op, a, b, c, val, n, off, aux, flags, adj,
+                                              seg.bulk, seg.badj, seg.auxi, mrec, mat)
+                if st != T.DONE:
+                    T.clear_reached(flags, at)
+                    raise _sweep_error(seg, st, r)
+                npend += new
+                start, skip = at - 1, -1
             elif status == T.AT_HOOK:
                 _run_hooks(seg, at)
                 start = skip = at

@@ -1872,8 +1872,8 @@ def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, aux
 
 def _make_sweep(full):
     """The reverse sweep.  ``full`` (a constant of each compiled kernel): every kind;
-    otherwise the kinds outside OTHER only, stopping with AT_OTHER at any other record
-    (before touching it), so that a tape of those alone never compiles the rest."""
+    otherwise the kinds outside OTHER only, stopping with AT_OTHER at any other record, so
+    that a tape of those alone never compiles the rest."""
     @njit(**NJIT)
     def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
               start, pending, retain, hits, mrec, mat, skip_hook):
@@ -1890,8 +1890,10 @@ def _make_sweep(full):
         resumes at it with ``skip_hook`` set to it) and a custom Function's PYFUNC
         record (the sweep stops after it, Python runs the Function's backward, seeds
         its inputs and resumes below it).  The core kernel (``full`` False) also stops
-        before a record of the OTHER kinds, with AT_OTHER; Python resumes there with the
-        full kernel.
+        at a record of the OTHER kinds, with AT_OTHER, once it has marked it swept (as for
+        PYFUNC); Python runs its _other_adjoint and resumes below it with the full kernel.
+        The test for AT_OTHER sits where the other kinds branch off, not before the
+        bookkeeping: there it cost ~1 ns per scalar record (8.7 against 7.6 ns).
         Returns (status, record, records newly freed, number of hits, pending).
         """
         nh = 0
@@ -1908,8 +1910,6 @@ def _make_sweep(full):
             o = op[i]
             kd = KIND[o]
             sv = SAVES[o]
-            if not full and OTHER[kd]:
-                return AT_OTHER, i, nfree, nh, pending
             if f & FREED and sv:
                 return ERR_FREED, i, nfree, nh, pending
             if sv & SAVE_OUT and _stale(flags, i, i, mrec, mat):
@@ -2010,8 +2010,8 @@ def _make_sweep(full):
                 if st != DONE:
                     return st, r, nfree, nh, pending
                 pending += new
-            else:
-                return ERR_OPCODE, i, nfree, nh, pending
+            else:  # Python runs this record's _other_adjoint, then resumes with the full kernel
+                return AT_OTHER if OTHER[kd] else ERR_OPCODE, i, nfree, nh, pending
             i -= 1
         return DONE, i, nfree, nh, pending
 
