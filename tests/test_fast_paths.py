@@ -456,3 +456,49 @@ def test_mean_values_gradients_and_silence():
     assert np.isnan(v.item()) and e.shape == (3,) and np.all(np.isnan(e.numpy()))
     assert tapegrad.tensor([[1.0, 2.0]], dtype=tapegrad.float32).mean(dim=1).dtype \
         is tapegrad.float32
+
+
+def test_overflow_and_inf_minus_inf_in_add_sub_mul_warn_nothing():
+    """NumPy warns on 1e308 * 10, inf - inf and 0 * inf in + - *; PyTorch is silent, and so
+    are the fast paths (same shapes, a scalar times a vector, a constant) and the general
+    ones (float32, broadcasting, in place), forward and backward."""
+    before = np.geterr()
+    big = [1e308, 2.0, np.inf, -np.inf, 0.0]
+    x = tapegrad.tensor(big, dtype=tapegrad.float64, requires_grad=True)
+    y = tapegrad.tensor([1e308, 2.0, -np.inf, np.inf, np.inf], dtype=tapegrad.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [x * 10.0, x + 1e308, 1e308 - x, x - (-1e308), x * x, x + y, x - y, x * y,
+                x * 0.0, x[0] * y, x[2] - x, x.reshape(5, 1) + y,
+                x.to(tapegrad.float32) * 1e38, tapegrad.add(x, y, alpha=2.0),
+                x.detach().to(tapegrad.int64)]
+        sum(o.sum() for o in outs).backward()
+        with tapegrad.no_grad():
+            w = x.detach().clone()
+            w.add_(y)
+            w.mul_(1e308)
+            w.sub_(w)
+    assert np.geterr() == before
+    with np.errstate(all="ignore"):
+        xs, ys = np.array(big), np.array(y.detach().numpy())
+        np.testing.assert_array_equal(outs[0].detach().numpy(), xs * 10.0)
+        np.testing.assert_array_equal(outs[6].detach().numpy(), xs - ys)
+        np.testing.assert_array_equal(outs[8].detach().numpy(), xs * 0.0)
+    assert np.isinf(outs[0][0].item()) and np.isnan(outs[5][2].item())
+
+
+def test_quiet_on_off_fallback_silences_and_restores():
+    from tapegrad import _tensor as TT
+
+    before = np.geterr()
+    for on, off, ignore in ((TT._quiet_on, TT._quiet_off, TT._IGNORE),
+                            (TT._quiet_set, TT._quiet_reset, None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            token = on(ignore)
+            try:
+                out = np.array([1e308, np.inf]) * np.array([10.0, 0.0])
+            finally:
+                off(token)
+        assert np.isinf(out[0]) and np.isnan(out[1])
+        assert np.geterr() == before
