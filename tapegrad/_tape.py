@@ -978,14 +978,14 @@ def _adjoint_loops(acc):
             for k in range(mu):
                 gk = badj[gu + k]
                 _put(badj, xu + k, gk * c * bulk[xu + k] if gk != 0.0 else 0.0, acc)
-        elif o == SIN and _trig_in_range(bulk, xu, mu):  # g * cos(x), vectorized
+        elif (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):
+            # sin: g * cos(x), cos: -g * sin(x), vectorized; one copy of the series (the
+            # choice is a run-time flag outside the loop)
+            cos = o == SIN
             for k in range(mu):
                 gk = badj[gu + k]
-                _put(badj, xu + k, gk * _sin_cos(bulk[xu + k], True) if gk != 0.0 else 0.0, acc)
-        elif o == COS and _trig_in_range(bulk, xu, mu):  # -g * sin(x)
-            for k in range(mu):
-                gk = badj[gu + k]
-                _put(badj, xu + k, -gk * _sin_cos(bulk[xu + k], False) if gk != 0.0 else 0.0, acc)
+                sg = gk if cos else -gk
+                _put(badj, xu + k, sg * _sin_cos(bulk[xu + k], cos) if gk != 0.0 else 0.0, acc)
         else:
             if not acc:
                 for k in range(mu):
@@ -1492,10 +1492,17 @@ def _target(r, n, off, adj, badj, flags):
 
 @_j
 def _stale(flags, r, consumer, mrec, mat):
-    """Record r's value was modified in place after ``consumer`` recorded it."""
-    if not flags[r] & MODIFIED:
-        return False
-    lo, hi = 0, mrec.size  # a binary search: np.searchsorted adds ~1 s to the cold compile
+    """Record r's value was modified in place after ``consumer`` recorded it.  Inlined at
+    each of its dozen call sites is only the flag test; the search is one function."""
+    return flags[r] & MODIFIED and _modified_after(r, consumer, mrec, mat)
+
+
+@njit(**NJIT_LEAF)
+def _modified_after(r, consumer, mrec, mat):
+    """Whether r is among the modified records ``mrec`` (sorted), modified after
+    ``consumer`` was recorded; a binary search (np.searchsorted adds ~1 s to the cold
+    compile)."""
+    lo, hi = 0, mrec.size
     while lo < hi:
         mid = (lo + hi) >> 1
         if mrec[mid] < r:
