@@ -514,7 +514,7 @@ def _deliver(seg, hits, capture, on_leaf, pending, outputs):
             if capture is not None and id(t) in capture:
                 _add_capture(capture[id(t)], g)
             elif capture is None:
-                t._accumulate_grad(g)
+                t._accumulate_grad(g, True)  # a new tensor, as PyTorch's retain_grad
         elif capture is not None and o != T.LEAF:
             for entry in capture.values():
                 t = entry[0]

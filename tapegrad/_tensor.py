@@ -1367,8 +1367,10 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._seg is not None and self._x is not None and self._x.retain
 
-    def _accumulate_grad(self, g):
-        """Add the flat float64 gradient g into .grad (in place, as PyTorch does)."""
+    def _accumulate_grad(self, g, fresh=False):
+        """Add the flat float64 gradient g into .grad: in place, as PyTorch's AccumulateGrad
+        of a leaf does, or (``fresh``: a non-leaf's retain_grad) as a new tensor, as PyTorch's
+        retain_grad hook does (grad = grad + g; a .grad read before stays as it was)."""
         own = self._a
         shape = () if own is None else own.shape
         x = self._x
@@ -1378,6 +1380,8 @@ class Tensor:
             old = x.grad
             if old is None:
                 x.grad = _leaf(_out(g.reshape(shape), self._dt), self._dt)
+            elif fresh:
+                x.grad = _leaf(_out(_val(old) + g.reshape(shape), self._dt), self._dt)
             elif old._v is not None:
                 old._v += builtins.float(g[0])
             else:

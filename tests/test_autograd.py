@@ -1715,3 +1715,19 @@ def test_training_loop_runs_in_flat_memory():
     assert growth < 2 * 2**20, f"memory grew by {growth / 2**20:.2f} MiB"
     assert w.grad.tolist() == [0.0, 0.0, 0.0]
     assert loss.item() < 0.1  # the loop really trained
+
+
+def test_retain_grad_accumulates_into_a_new_tensor(oracle):
+    """PyTorch's retain_grad hook sets .grad = .grad + g, a new tensor, where a leaf's
+    AccumulateGrad adds in place: a retained .grad held from before keeps its values."""
+    def prog(t):
+        x = t.tensor([1.0, 2.0], requires_grad=True)
+        m = x * 3
+        m.retain_grad()
+        y = (m * m).sum()
+        y.backward(retain_graph=True)
+        held, held_x = m.grad, x.grad
+        y.backward(retain_graph=True)
+        return held, m.grad, held_x, x.grad, m.grad is held, x.grad is held_x
+
+    check(oracle, prog, ([6.0, 12.0], [12.0, 24.0], [36.0, 72.0], [36.0, 72.0], False, True))
