@@ -460,6 +460,7 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
                 _kernel[0] = T.sweep
                 st, r, new = T._other_adjoint(at, op, a, b, c, val, n, off, aux, flags, adj,
                                               seg.bulk, seg.badj, seg.auxi, mrec, mat)
+                pin_blas_once()  # its matmul may have loaded the BLAS
                 if st != T.DONE:
                     T.clear_reached(flags, at)
                     raise _sweep_error(seg, st, r)
