@@ -66,7 +66,7 @@ def _extra(t):
 def _view_extra(t):
     """The side object of a view of t: t's version counter, and t's root as its base."""
     x = _extra(t)
-    return _Extra(vc=x.vc, base=t if x.base is None else x.base)
+    return _Extra(x.vc, t if x.base is None else x.base)  # positional: ~0.15 us less
 
 
 class Size(tuple):
