@@ -2226,6 +2226,21 @@ class Tensor:
     def exp_(self):
         return _inplace(self, self.exp, None)
 
+    def clamp_(self, min=None, max=None):
+        return _inplace(self, lambda: self.clamp(min, max),
+                        min if isinstance(min, Tensor) else max)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return _inplace(self, lambda: self.clamp_min(min), min)
+
+    def clamp_max_(self, max):
+        return _inplace(self, lambda: self.clamp_max(max), max)
+
+    def lerp_(self, end, weight):
+        return _inplace(self, lambda: self.lerp(end, weight), end)
+
     def __iadd__(self, other):
         return self.add_(other)
 
@@ -2368,6 +2383,23 @@ def _write_through(t):
             seg.cols[4][rec] = builtins.float(value.reshape(-1)[0])
         elif n[rec] == value.size:
             seg.bulk[off[rec]:off[rec] + n[rec]] = value.reshape(-1)
+
+
+def _unary_inplace(name):
+    method = getattr(Tensor, name)
+
+    def op_(self):
+        return _inplace(self, lambda: method(self), None)
+    op_.__name__ = op_.__qualname__ = name + "_"
+    op_.__doc__ = f"``{name}`` in place (PyTorch's ``Tensor.{name}_``)."
+    return op_
+
+
+for _name in ("sqrt", "rsqrt", "abs", "log", "log1p", "log2", "log10", "expm1", "exp2", "sin",
+              "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "sigmoid", "tanh", "relu",
+              "sign", "square", "reciprocal", "erf", "floor", "ceil", "round", "trunc"):
+    setattr(Tensor, _name + "_", _unary_inplace(_name))
+del _name
 
 
 def _inplace(t, compute, other):

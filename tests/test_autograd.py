@@ -1731,3 +1731,93 @@ def test_retain_grad_accumulates_into_a_new_tensor(oracle):
         return held, m.grad, held_x, x.grad, m.grad is held, x.grad is held_x
 
     check(oracle, prog, ([6.0, 12.0], [12.0, 24.0], [36.0, 72.0], [36.0, 72.0], False, True))
+
+
+# ------------------------------------------------------------------- unary ops in place
+
+UNARY_INPLACE = ["sqrt", "rsqrt", "abs", "log", "log1p", "log2", "log10", "expm1", "exp2",
+                 "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "sigmoid", "tanh",
+                 "relu", "sign", "square", "reciprocal", "erf", "floor", "ceil", "round",
+                 "trunc"]
+
+
+def _inplace_prog(name):
+    def prog(t):
+        x = t.tensor([0.3, -0.7, 0.45], dtype=t.float64, requires_grad=True)
+        y = x * 1.0 if name not in ("sqrt", "rsqrt", "log", "log2", "log10") else x.abs() + 0.1
+        same = getattr(y, name + "_")() is y
+        (y * y).sum().backward()
+        return y, x.grad, same, y.grad_fn.name().split("::")[-1], y._version
+    return prog
+
+
+@pytest.mark.parametrize("name", UNARY_INPLACE)
+def test_unary_inplace_matches_torch_and_finite_differences(oracle, name):
+    """x.op_() writes op(x) into x and takes op's node as x's history, as PyTorch does (the
+    values, the gradient, the node's name, the version counter)."""
+    if oracle == "hand":
+        from tapegrad.testing import gradcheck
+
+        def f(a):
+            y = a * 1.0 if name not in ("sqrt", "rsqrt", "log", "log2", "log10") else \
+                a.abs() + 0.1
+            getattr(y, name + "_")()
+            return (y * y).sum()
+        x = tapegrad.tensor([0.3, -0.7, 0.45], dtype=tapegrad.float64, requires_grad=True)
+        assert gradcheck(f, (x,))
+        return
+    check(oracle, _inplace_prog(name), None)
+
+
+def _inplace_errors_and_views(t):
+    out = []
+    leaf = t.tensor([0.5, 0.25], requires_grad=True)
+    try:
+        leaf.sin_()
+    except RuntimeError as e:
+        out.append(str(e))
+    try:
+        t.tensor([1, 4]).sqrt_()
+    except RuntimeError as e:
+        out.append(str(e))
+    x = t.tensor([0.5, 0.25, 0.75], dtype=t.float64, requires_grad=True)
+    y = x * 2.0
+    z = y.sin()  # saves y
+    y.cos_()
+    try:
+        z.sum().backward()
+    except RuntimeError as e:  # its start: PyTorch names the in-place node "Cos" after it
+        out.append(str(e).split(":")[0])
+    base = x * 1.0
+    base[1:].tanh_()  # through a view: the base's history is CopySlices
+    base.sum().backward()
+    w = t.tensor([-2.0, 0.5, 3.0], dtype=t.float64, requires_grad=True)
+    v = w * 1.0
+    v.clamp_(-1.0, 1.0).clamp_min_(-0.5).clamp_max_(0.75).clip_(max=0.7)
+    v.lerp_(w * 3.0, 0.25)
+    v.sum().backward()
+    return out, base.grad_fn.name(), x.grad, v, w.grad
+
+
+@requires_torch
+def test_unary_inplace_errors_and_views_match_torch():
+    """A leaf, an integer tensor, a saved value overwritten, a write through a view, clamp_
+    and lerp_ chained: PyTorch's messages, node names, gradients and values."""
+    check("torch", _inplace_errors_and_views, None)
+
+
+def test_unary_inplace_errors_and_views_hand():
+    out, node, xg, v, wg = _inplace_errors_and_views(tapegrad)
+    assert out[0] == ("a leaf Variable that requires grad is being used in an in-place "
+                      "operation.")
+    assert out[1] == "result type Float can't be cast to the desired output type Long"
+    assert out[2].startswith("one of the variables needed for gradient computation has been "
+                             "modified by an inplace operation")
+    assert node == "torch::autograd::CopySlices"
+    xs = np.array([0.5, 0.25, 0.75])
+    np.testing.assert_allclose(xg.numpy(), [1.0, *(1.0 - np.tanh(xs[1:]) ** 2)], rtol=1e-14)
+    w = np.array([-2.0, 0.5, 3.0])
+    c = np.minimum(np.clip(np.clip(w, -1.0, 1.0), -0.5, 0.75), 0.7)
+    np.testing.assert_allclose(v.detach().numpy(), c + 0.25 * (3.0 * w - c), rtol=1e-15)
+    # d/dw: 0.75 * dc/dw + 0.75; c passes w only where it was not clamped (w = 0.5)
+    np.testing.assert_allclose(wg.numpy(), [0.75, 1.5, 0.75], rtol=1e-15)
