@@ -413,14 +413,14 @@ def _rotate_after_backward(cur):
 
 _blas_pinned = []
 # The reverse sweep backward calls: T.sweep_core until a tape holds a record of the kinds
-# only T.sweep compiles (T.OTHER), then T.sweep, whose BLAS threads are pinned after its
-# first call (the core kernel loads no BLAS).
+# only T.sweep compiles (T.OTHER), then T.sweep.  The core kernel loads no BLAS: the threads
+# are pinned at the switch, after that record's adjoint (maybe the first matmul).
 _kernel = [T.sweep_core]
 
 
 def pin_blas_once() -> None:
     """The compiled kernels' BLAS is loaded with them: pin its threads once per process
-    (after the first sweep or trace replay)."""
+    (when backward first runs the full sweep kernel, or after the first trace replay)."""
     if not _blas_pinned:
         _blas_pinned.append(True)
         _config.pin_blas_threads()
@@ -446,13 +446,10 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     skip = -1
     try:
         while True:
-            kernel = _kernel[0]
-            status, at, nfree, nh, npend = kernel(
+            status, at, nfree, nh, npend = _kernel[0](
                 op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
                 start, npend, bool(retain), hits, mrec, mat, skip)
             seg.nfreed += nfree
-            if not _blas_pinned and kernel is T.sweep:
-                pin_blas_once()
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:
                 break
@@ -460,7 +457,7 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
                 _kernel[0] = T.sweep
                 st, r, new = T._other_adjoint(at, op, a, b, c, val, n, off, aux, flags, adj,
                                               seg.bulk, seg.badj, seg.auxi, mrec, mat)
-                pin_blas_once()  # its matmul may have loaded the BLAS
+                pin_blas_once()
                 if st != T.DONE:
                     T.clear_reached(flags, at)
                     raise _sweep_error(seg, st, r)
