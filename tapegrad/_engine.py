@@ -34,7 +34,7 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "fbulk", "cols", "bulk",
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
-                 "maps", "__weakref__")
+                 "maps", "elem_at", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -86,6 +86,7 @@ class Segment:
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
         self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
+        self.elem_at = {}  # k -> the aux entry of element k's map (0, k) (_tensor._element)
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -132,15 +133,6 @@ class Segment:
         self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment
         self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
         self.side.extend((0.0, m, o, at))
-        return self._staged(r)
-
-    def record_element(self, ra, k, value) -> int:
-        """Append a SELECT of element k of the 1-d record ra (Tensor.__getitem__'s fast path)."""
-        at = self.shared_aux((0, k))
-        r = self.nrec
-        self.nrec = r + 1
-        self.stage.extend((T.SELECT + T.SIDE, ra, -1, value))
-        self.side.extend((0.0, 1, -1, at))
         return self._staged(r)
 
     def _staged(self, r):

@@ -1387,10 +1387,14 @@ def _move1(dst, do, src, so, k, j, how, w):
 # needs no more than the scalar form (no index map; a constant only as a UNARY's
 # b) is staged with op + ARR and n in its value field: its values start in the
 # bulk arena where the previous record's end (records take the arena in order).
+# A record of one element whose only extra is an index map (x[k] of a 1-d tensor:
+# a SELECT through a shared map) is staged with op + ELEM and the map's aux
+# position in the b field.
 # Every staged field costs ~25 ns in the conversion at flush time.
 W = 4
 SIDE = 1 << 10
 ARR = 1 << 11
+ELEM = 1 << 12
 
 
 @njit(**NJIT)
@@ -1406,7 +1410,15 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
         o = int(stage[k])
         a[i] = int(stage[k + 1])
         flags[i] = 0
-        if SIDE <= o < ARR:
+        if o >= ELEM:
+            o -= ELEM
+            b[i] = -1
+            c[i] = 0.0
+            n[i] = 1
+            off[i] = -1
+            aux[i] = int(stage[k + 2])
+            val[i] = stage[k + 3]
+        elif SIDE <= o < ARR:
             o -= SIDE
             b[i] = int(stage[k + 2])
             c[i] = side[j]

@@ -40,7 +40,7 @@ _grad_lock = threading.Lock()
 class _Extra:
     __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks", "alias", "elem", "elems")
 
-    def __init__(self, vc=None, base=None, alias=None):
+    def __init__(self, vc=None, base=None, alias=None, elem=None):
         self.grad = None
         self.lc = None  # (segment id, LEAF/CONST record, version) of a leaf or constant
         self.vc = vc if vc is not None else [0, False]  # [version, storage exported]
@@ -51,7 +51,7 @@ class _Extra:
         # (tensor, is .data): the tensor whose storage this one shares without its history
         self.alias = alias
         # a fast-path scalar element (Tensor.__getitem__): (1-d owner, index) it views
-        self.elem = None
+        self.elem = elem
         # on a root: weak references to its live fast-path elements, refreshed on writes
         self.elems = None
 
@@ -2140,28 +2140,14 @@ class Tensor:
         return _result(a, self._dt)
 
     def __getitem__(self, index):
-        if index.__class__ is builtins.int and self._a is not None and self._a.ndim == 1:
-            n = self._a.shape[0]
+        a = self._a
+        if index.__class__ is builtins.int and a is not None and a.ndim == 1:
+            n = a.shape[0]
             if not -n <= index < n:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
             k = index if index >= 0 else index + n
-            a = self._a
-            if self._dt is D.float64 and self._rg and state.grad_enabled:
-                # fast path: the element as a scalar that remembers its base, so that an
-                # in-place op on it becomes a write through a view (_as_view)
-                v = builtins.float(a[k])
-                seg = E.current()
-                t = _new(Tensor)
-                t._v = v
-                t._a = None
-                t._dt = _F64
-                t._rg = True
-                t._rec = seg.record_element(_ref(seg, self), k, v)
-                t._seg = seg
-                t._x = x = _view_extra(self)
-                x.elem = (self, k)
-                _register_element(x.base, t)
-                return t
+            if self._rg and self._dt is _F64 and state.grad_enabled:
+                return _element(self, a, k)
             if not (self._rg and state.grad_enabled):
                 return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
         elif (index.__class__ is slice and self._a is not None and self._a.ndim == 1
@@ -2485,6 +2471,67 @@ def _slice_1d(t, a, index):
     return t._view_result(view, T.SLICE, (1, start, view.shape[0], step))
 
 
+def _element(owner, a, k):
+    """owner[k] for a 1-d float64 owner that requires grad (Tensor.__getitem__'s fast path,
+    the indexing of scalar code): a fast-path scalar that remembers its owner, so that an
+    in-place op on it becomes a write through a view (_as_view), and that writes to the
+    owner's root refresh (_refresh_elements: the root keeps weak references to its live
+    elements).  Written inline (~0.6 us less than through Segment.record and helpers): x[k]
+    is most of det_by_minor's forward."""
+    seg = state.seg
+    if seg.nrec >= seg.limit:  # as _scalar_c: an element adds no values to the arena
+        seg = E.current()
+    ox = owner._x
+    if ox is None:
+        ox = _extra(owner)
+    if owner._seg is seg and ox.rver == ox.vc[0]:
+        ra = owner._rec
+    else:
+        lc = ox.lc  # a leaf's LEAF record in this segment, as _bind finds it
+        if (lc is not None and owner._seg is None and lc[0] == seg.id and lc[2] == ox.vc[0]
+                and not ox.vc[1]):
+            ra = lc[1]
+        else:
+            ra = _bind(seg, owner)
+    at = seg.elem_at.get(k)
+    if at is None:
+        at = seg.elem_at[k] = seg.shared_aux((0, k))
+    v = a.item(k)
+    r = seg.nrec
+    seg.nrec = r + 1
+    stage = seg.stage
+    stage.extend((_SELECT_ELEM, ra, at, v))
+    if len(stage) >= _LIMIT:
+        seg.flush()
+    t = _new(Tensor)
+    t._v = v
+    t._a = None
+    t._dt = _F64
+    t._rg = True
+    t._rec = r
+    t._seg = seg
+    root = ox.base
+    if root is None:
+        root = owner
+        rx = ox
+    else:
+        rx = _extra(root)
+    t._x = _Extra(ox.vc, root, None, (owner, k))
+    elems = rx.elems
+    if elems is None:
+        rx.elems = [_weakref(t)]
+    else:
+        m = len(elems)
+        if m >= 4096 and not m & (m - 1):  # prune the dead ones at each power of two: O(1)
+            elems[:] = [w for w in elems if w() is not None]  # per element amortized
+        elems.append(_weakref(t))
+    return t
+
+
+_SELECT_ELEM = T.SELECT + T.ELEM
+_weakref = weakref.ref
+
+
 def _as_view(t):
     """A fast-path scalar element (Tensor.__getitem__) becomes a 0-d view of its owner."""
     x = t._x
@@ -2493,19 +2540,6 @@ def _as_view(t):
     owner, k = x.elem
     t._a = _storage(owner)[k:k + 1].reshape(())
     t._v = None
-
-
-def _register_element(root, t):
-    """Remember a fast-path element so that writes to root refresh its cached float."""
-    rx = _extra(root)
-    elems = rx.elems
-    if elems is None:
-        elems = rx.elems = []
-    else:
-        m = len(elems)
-        if m >= 4096 and not m & (m - 1):  # prune the dead ones at each power of two: O(1)
-            elems[:] = [r for r in elems if r() is not None]  # per element amortized
-    elems.append(weakref.ref(t))
 
 
 def _refresh_elements(root):
