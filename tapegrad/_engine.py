@@ -19,6 +19,7 @@ Memory stays flat without per-node bookkeeping:
 from __future__ import annotations
 
 import itertools
+import struct
 import sys
 import threading
 
@@ -28,6 +29,7 @@ from . import _config
 from . import _tape as T
 
 _ids = itertools.count(1)
+_pack_into = struct.pack_into
 
 
 class Segment:
@@ -130,7 +132,10 @@ class Segment:
         if o + m > len(self.bulk):
             self._grow_bulk(o + m)
         self.nbulk = o + m
-        self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment
+        if value.__class__ is float:  # a 0-d value, the common case (x[k] * v): a fill
+            self.bulk[o:o + m] = value
+        else:
+            self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment
         self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
         self.side.extend((0.0, m, o, at))
         return self._staged(r)
@@ -168,8 +173,8 @@ class Segment:
         if start + rows > len(self.cols[0]):
             self._grow_columns(start + rows)
         side = self.side
-        T.flush(np.fromiter(stage, np.float64, len(stage)),
-                np.fromiter(side, np.float64, len(side)) if side else _EMPTY, start,
+        st = state
+        T.flush(_packed(stage, st, 0), _packed(side, st, 1) if side else _EMPTY, start,
                 self.fbulk, *self.cols[:9])
         self.nflushed = start + rows
         self.fbulk = self.nbulk
@@ -243,6 +248,18 @@ def _new_columns(cap):
 
 STAGE_LIMIT = _config.STAGE_RECORDS * T.W
 _EMPTY = np.empty(0)
+
+
+def _packed(values, st, which):
+    """The staged list ``values`` as float64s, in the calling thread's buffer ``which``
+    (0: stage, 1: side).  struct.pack_into converts a list of ints and floats ~20% faster
+    than np.fromiter (~22 against ~28 ns per field here), and writes in place."""
+    k = len(values)
+    buf = st.packbufs[which]
+    if len(buf) < k:
+        buf = st.packbufs[which] = np.empty(max(k, 2 * len(buf)))
+    _pack_into(f"{k}d", buf, 0, *values)
+    return buf[:k]
 _NO_RECORDS = np.empty(0, dtype=np.int64)
 # Array sets of dead segments whose tensors have all died, ready for reuse (list
 # append/pop are atomic, so __del__ may run in any thread).
@@ -261,6 +278,8 @@ class _State(threading.local):
         self.grad_enabled = True
         self.seg = Segment()
         self.tracing = None  # the recording of tapegrad.trace, while its function runs
+        self.hits = np.empty(0, dtype=np.int64)  # the sweep's hit list, reused (_sweep_segment)
+        self.packbufs = [np.empty(STAGE_LIMIT), np.empty(STAGE_LIMIT)]  # (Segment.flush)
 
 
 state = _State()
@@ -351,7 +370,7 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
         pending.setdefault(seg, []).append((t._rec, g))
     current_swept = False
     while pending:
-        seg = max(pending, key=lambda s: s.id)
+        seg = next(iter(pending)) if len(pending) == 1 else max(pending, key=_newest)
         _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
         if seg is state.seg:
             if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
@@ -363,6 +382,10 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
         if not retain_graph:
             _retire_if_only_roots(state.seg, roots)
         _rotate_after_backward(state.seg)
+
+
+def _newest(seg):
+    return seg.id
 
 
 def _retire_if_only_roots(cur, roots):
@@ -427,8 +450,11 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     start = 0
     for r, g in seeds:
         npend += seed(seg, r, g)
-        start = max(start, r)
-    hits = np.empty(seg.nrec + 1, dtype=np.int64)
+        if r > start:
+            start = r
+    hits = state.hits  # (a backward run by a hook reads or replaces it between kernel calls,
+    if len(hits) <= seg.nrec:  # after this one's hits were handed over)
+        hits = state.hits = np.empty(2 * seg.nrec + 1, dtype=np.int64)
     if seg.modified:
         mrec = np.array(sorted(seg.modified), dtype=np.int64)
         mat = np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
@@ -472,9 +498,17 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
 
 def seed(seg, r, g) -> int:
     """Add g to record r's adjoint (set it on first reach); 1 when r is newly reached."""
-    flags = seg.cols[8]
-    m = seg.cols[5][r]
-    tgt = seg.cols[9][r:r + 1] if m == 1 else seg.badj[seg.cols[6][r]:seg.cols[6][r] + m]
+    cols = seg.cols
+    flags = cols[8]
+    if cols[5][r] == 1 and g.shape[0] == 1:  # one element, without views
+        if flags[r] & T.REACHED:
+            cols[9][r] += g[0]
+            return 0
+        cols[9][r] = g[0]
+        flags[r] |= T.REACHED
+        return 1
+    m = cols[5][r]
+    tgt = cols[9][r:r + 1] if m == 1 else seg.badj[cols[6][r]:cols[6][r] + m]
     if flags[r] & T.REACHED:
         tgt += g
         return 0

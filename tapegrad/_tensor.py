@@ -673,8 +673,12 @@ def _binary_f64(op, x, y, xa, ya):
     if (x._rg or y._rg) and state.grad_enabled:
         seg = E.current()
         shape = out.shape
-        rec = seg.record(op, _operand(seg, x, shape), _operand(seg, y, shape), 0.0, out)
-        return _result(out, _F64, seg, rec)
+        # an operand of this segment, not broadcast, without a version to check: its record
+        ra = x._rec if (x._seg is seg and x._x is None and xa.__class__ is np.ndarray
+                        ) else _operand(seg, x, shape)
+        rb = y._rec if (y._seg is seg and y._x is None and ya.__class__ is np.ndarray
+                        ) else _operand(seg, y, shape)
+        return _result(out, _F64, seg, seg.record(op, ra, rb, 0.0, out))
     return _result(out, _F64)
 
 
@@ -2465,10 +2469,27 @@ def _same_storage(a, b):
 
 
 def _slice_1d(t, a, index):
-    """t[start:stop:step] of a 1-d t, step > 0: a view recorded as SliceBackward0."""
+    """t[start:stop:step] of a 1-d t, step > 0: a view recorded as SliceBackward0
+    (Tensor._view_result, inline)."""
     view = a[index]
-    start, _, step = index.indices(a.shape[0])
-    return t._view_result(view, T.SLICE, (1, start, view.shape[0], step))
+    r = _new(Tensor)
+    r._v = None
+    r._a = view
+    r._dt = t._dt
+    if t._rg and state.grad_enabled:
+        start, _, step = index.indices(a.shape[0])
+        seg = E.current()
+        ra = _ref(seg, t)
+        r._rg = True
+        r._rec = seg.record(T.SLICE, ra, -1, 0.0, view,
+                            seg.shared_aux((1, start, view.shape[0], step)))
+        r._seg = seg
+    else:
+        r._rg = False
+        r._rec = -1
+        r._seg = None
+    r._x = _view_extra(t)
+    return r
 
 
 def _element(owner, a, k):
@@ -2709,16 +2730,23 @@ def cat(tensors, dim=0, *, out=None):
 
 def _cat_1d(tensors, arrays):
     value = np.concatenate(arrays)
-    if not state.grad_enabled or not builtins.any(t._rg for t in tensors):
-        return _result(value, _F64)
-    seg = E.current()
-    aux = [len(tensors)]
-    start = 0
-    for t, a in zip(tensors, arrays):
-        m = a.shape[0]
-        aux += (_ref(seg, t), 1, start, m, 1)  # the strided map of t in the output
-        start += m
-    return _result(value, _F64, seg, seg.record(T.CAT, -1, -1, 0.0, value, seg.add_aux(aux)))
+    if state.grad_enabled:
+        for t in tensors:
+            if t._rg:
+                break
+        else:
+            return _result(value, _F64)
+        seg = E.current()
+        aux = [len(tensors)]
+        start = 0
+        for t, a in zip(tensors, arrays):
+            m = a.shape[0]
+            # the part's record (_ref, inline for a result of this segment), then its strided
+            # map in the output
+            aux += (t._rec if t._seg is seg and t._x is None else _ref(seg, t), 1, start, m, 1)
+            start += m
+        return _result(value, _F64, seg, seg.record(T.CAT, -1, -1, 0.0, value, seg.add_aux(aux)))
+    return _result(value, _F64)
 
 
 concat = cat

@@ -538,3 +538,4 @@ def test_quiet_on_off_fallback_silences_and_restores():
                 off(token)
         assert np.isinf(out[0]) and np.isnan(out[1])
         assert np.geterr() == before
+
