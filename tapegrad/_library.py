@@ -28,6 +28,7 @@ from ._tensor import (
     _dims,
     _operand,
     _out,
+    _quiet,
     _record_result,
     _reduce_map,
     _ref,
@@ -759,7 +760,7 @@ def _bmm(x, y, batch, m, k, n):
     if y.dtype is not dt:
         raise RuntimeError(f"expected scalar type {dt.name} but found {y.dtype.name}")
     nb = math.prod(batch)
-    out = _out(np.matmul(_val(x).reshape(nb, m, k), _val(y).reshape(nb, k, n))
+    out = _out(_quiet(np.matmul, _val(x).reshape(nb, m, k), _val(y).reshape(nb, k, n))
                .reshape(*batch, m, n), dt)
     if _recording(x, y):
         return _record_result(T.BMM, out, dt, (x, y), aux_ints=(m, k, n, nb))

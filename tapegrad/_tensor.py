@@ -2705,7 +2705,7 @@ def matmul(input, other):
         ls = f"{m}x{k}" if na == 2 else f"1x{k}"
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({ls} and {k2}x{n})")
     dt = input.dtype
-    out = _out(np.matmul(_val(input), _val(other)), dt)
+    out = _out(_quiet(np.matmul, _val(input), _val(other)), dt)  # inf, nan: PyTorch is silent
     if (input._rg or other._rg) and state.grad_enabled:
         if not dt.is_floating_point:
             raise RuntimeError("Only Tensors of floating point dtype can require gradients")

@@ -539,3 +539,22 @@ def test_quiet_on_off_fallback_silences_and_restores():
         assert np.isinf(out[0]) and np.isnan(out[1])
         assert np.geterr() == before
 
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_of_inf_and_nan_is_silent(dtype):
+    """np.matmul is a ufunc and warns on inf * 0 or nan (and spuriously from some float32
+    BLAS kernels); PyTorch's matmul never warns."""
+    dt = getattr(tapegrad, dtype)
+    a = tapegrad.tensor([[np.inf, 1.0], [np.nan, 2.0]], dtype=dt, requires_grad=True)
+    b = tapegrad.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=dt)
+    batched = tapegrad.stack([a, a])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = a @ b
+        out3 = batched @ tapegrad.stack([b, b])
+    expected = np.array([[np.nan, np.inf], [np.nan, np.nan]])
+    np.testing.assert_array_equal(out.detach().numpy(), expected)
+    np.testing.assert_array_equal(out3.detach().numpy()[1], expected)
+    if real_torch is not None:
+        ref = real_torch.tensor(a.detach().numpy()) @ real_torch.tensor(b.numpy())
+        np.testing.assert_array_equal(ref.numpy(), expected)
