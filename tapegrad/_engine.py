@@ -174,8 +174,9 @@ class Segment:
             self._grow_columns(start + rows)
         side = self.side
         st = state
-        T.flush(_packed(stage, st, 0), _packed(side, st, 1) if side else _EMPTY, start,
+        args = (_packed(stage, st, 0), _packed(side, st, 1) if side else _EMPTY, start,
                 self.fbulk, *self.cols[:9])
+        _entry(T.flush, args)(*args)
         self.nflushed = start + rows
         self.fbulk = self.nbulk
         stage.clear()
@@ -431,6 +432,14 @@ _blas_pinned = []
 # only T.sweep compiles (T.OTHER), then T.sweep.  The core kernel loads no BLAS: the threads
 # are pinned at the switch, after that record's adjoint (maybe the first matmul).
 _kernel = [T.sweep_core]
+_entries = {}  # kernel -> its compiled code for the types backward passes (T.entry)
+
+
+def _entry(kernel, args):
+    fn = _entries.get(kernel)
+    if fn is None:
+        fn = _entries[kernel] = T.entry(kernel, args)
+    return fn
 
 
 def pin_blas_once() -> None:
@@ -464,9 +473,9 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     skip = -1
     try:
         while True:
-            status, at, nfree, nh, npend = _kernel[0](
-                op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
-                start, npend, bool(retain), hits, mrec, mat, skip)
+            args = (op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
+                    start, npend, bool(retain), hits, mrec, mat, skip)
+            status, at, nfree, nh, npend = _entry(_kernel[0], args)(*args)
             seg.nfreed += nfree
             _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
             if status == T.DONE:

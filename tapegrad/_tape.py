@@ -46,7 +46,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, typeof
 
 # Every @njit in tapegrad is in this module and takes these options.  They sit
 # here, not in _config, because Numba's cache is keyed on this file's source.
@@ -68,6 +68,19 @@ NJIT_LEAF = {**NJIT, "_nrt": False}
 # splits them into vectors of partial sums (~30 ns).  PyTorch's sums are not sequential
 # either.  The 'reassoc' flag alone keeps NaN and inf as they are.
 NJIT_SUM = {**NJIT_LEAF, "fastmath": {"reassoc"}}
+
+
+def entry(kernel, args):
+    """The compiled code of ``kernel`` (an @njit dispatcher) for the types of ``args``,
+    compiled or loaded from the cache now if need be.  Calling it skips the dispatcher's
+    matching of argument types: ~1 us less per call of a kernel of 13 arrays (the sweep,
+    flush).  Its caller must pass arguments of these exact types every time (C-contiguous
+    arrays of the same dtypes, ints, bools): it does not check them.  With NUMBA_DISABLE_JIT=1
+    the kernel is the Python function itself."""
+    if not hasattr(kernel, "compile"):
+        return kernel
+    return kernel.compile(tuple(typeof(a) for a in args))
+
 
 # flags
 REACHED = 1
