@@ -128,6 +128,7 @@ _F64 = D.float64
 _ADD_REDUCE = np.add.reduce
 _LIMIT = E.STAGE_LIMIT
 _ARR = T.ARR
+_DOT = np.dot
 _ROTATE_VALUES = _config.ROTATE_VALUES
 
 
@@ -1850,6 +1851,16 @@ class Tensor:
         return _reduce(self, T.MEAN, T.MEANDIM, dim, keepdim, dtype)
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        a = self._a
+        if (dim is None and a is not None and self._dt is _F64 and not keepdim
+                and (p == "fro" or p == 2)):  # the 2-norm of a float64 array, to a float
+            flat = a.reshape(-1)
+            v = math.sqrt(_DOT(flat, flat))
+            if self._rg and state.grad_enabled:
+                seg = _current()
+                ra = self._rec if self._seg is seg and self._x is None else _ref(seg, self)
+                return _result(v, _F64, seg, seg.record(T.NORM2, ra, -1, 0.0, v))
+            return _result(v, _F64)
         if p not in ("fro", 2, 2.0):
             return L.norm(self, p, dim, keepdim, dtype)
         if not self._dt.is_floating_point:
