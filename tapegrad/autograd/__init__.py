@@ -14,6 +14,7 @@ __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is
 
 
 _F64 = D.float64
+_ONE = np.ones(1)
 
 
 def _as_tuple(x):
@@ -30,14 +31,14 @@ def _seeds(outputs, grad_outputs, what="grad"):
         g = None if grad_outputs is None else grad_outputs[i]
         if g is None:
             if out._v is not None and out._dt is _F64:  # a fast-path scalar, as usual
-                seeds.append(np.ones(1))
+                seeds.append(_ONE.copy())  # fresh: a leaf's .grad may take it (np.ones: ~0.8 us)
                 continue
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             if not out.dtype.is_floating_point:
                 raise RuntimeError("grad can be implicitly created only for real scalar outputs "
                                    f"but got {out.dtype}")
-            seeds.append(np.array([1.0]))
+            seeds.append(_ONE.copy())
             continue
         if not isinstance(g, Tensor):
             g = Tensor.__new__(Tensor, g) if not isinstance(g, (int, float)) else None
