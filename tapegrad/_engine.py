@@ -29,6 +29,13 @@ from . import _config
 from . import _tape as T
 
 _ids = itertools.count(1)
+# The index maps (0, k) of the elements x[k], k < ELEMS, of 1-d tensors (the scalar code of
+# det_by_minor) sit at auxi[2k:2k + 2] of every aux table, written once per table: an
+# element's record finds its map at 2k, where a segment's first x[k] used to add it (~1 us
+# per distinct k per backward).
+ELEMS = 256
+ELEM_AUX = 2 * ELEMS
+_ELEM_MAPS = np.stack([np.zeros(ELEMS, dtype=np.int64), np.arange(ELEMS)], axis=1).reshape(-1)
 _pack_into = struct.pack_into
 
 
@@ -47,6 +54,7 @@ class Segment:
             bulk = np.empty(_config.SEGMENT_VALUES)
             badj = np.empty(_config.SEGMENT_VALUES)
             auxi = np.empty(1024, dtype=np.int64)
+            auxi[:ELEM_AUX] = _ELEM_MAPS  # kept by the pool and by add_aux's growth
         self.cols = cols
         self.bulk = bulk
         self.badj = badj
@@ -74,7 +82,7 @@ class Segment:
         self.nflushed = 0
         self.fbulk = 0  # where the values of the first staged record start in the bulk arena
         self.nbulk = 0
-        self.naux = 0
+        self.naux = ELEM_AUX
         self.nconst = 0
         self.nfreed = 0
         self.leaves = {}  # LEAF record -> tensor
@@ -88,7 +96,7 @@ class Segment:
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
         self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
-        self.elem_at = {}  # k -> the aux entry of element k's map (0, k) (_tensor._element)
+        self.elem_at = {}  # k -> the aux entry of element k's map (0, k), k >= ELEMS
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):

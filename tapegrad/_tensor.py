@@ -2570,9 +2570,12 @@ def _element(owner, a, k):
             ra = lc[1]
         else:
             ra = _bind(seg, owner)
-    at = seg.elem_at.get(k)
-    if at is None:
-        at = seg.elem_at[k] = seg.shared_aux((0, k))
+    if k < _ELEMS:
+        at = k + k  # the maps of the first elements are in every aux table (E.ELEMS)
+    else:
+        at = seg.elem_at.get(k)
+        if at is None:
+            at = seg.elem_at[k] = seg.shared_aux((0, k))
     v = a.item(k)
     r = seg.nrec
     seg.nrec = r + 1
@@ -2606,6 +2609,7 @@ def _element(owner, a, k):
 
 
 _SELECT_ELEM = T.SELECT + T.ELEM
+_ELEMS = E.ELEMS
 _weakref = weakref.ref
 
 

@@ -289,6 +289,38 @@ def test_elements_of_leaves_non_leaves_views_and_written_owners(seed):
         assert x[2].grad_fn.name() == xt[2].grad_fn.name() == "SelectBackward0"
 
 
+def test_elements_below_and_above_the_preset_maps_over_backwards_and_a_trace():
+    """The maps of x[k], k < 256, sit in every aux table from the start; larger k get a
+    shared entry per segment.  Both kinds give the right gradient in a first segment, in
+    the pooled ones after each backward, and in a trace's replay."""
+    ks = (0, 1, 2, 255, 256, 257, 299, 254)
+
+    def f(x):
+        total = x[ks[0]] * 0.5
+        for i, k in enumerate(ks):
+            total = total + x[k] * x[ks[i - 1]] * float(i + 1)
+        return total
+
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x0 = rng.normal(size=300)
+        x = tapegrad.tensor(x0, requires_grad=True)
+        f(x).backward()
+        assert gradcheck(f, (tapegrad.tensor(x0, requires_grad=True),))
+        if real_torch is not None:
+            xt = real_torch.tensor(x0, requires_grad=True)
+            f(xt).backward()
+            np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+        tr = tapegrad.trace(f, x0)
+        np.testing.assert_allclose(tr.gradient(x0 * 2.0), _grad_of(f, x0 * 2.0), rtol=1e-13)
+
+
+def _grad_of(f, x0):
+    x = tapegrad.tensor(x0, requires_grad=True)
+    f(x).backward()
+    return x.grad.numpy()
+
+
 def test_many_live_elements_stay_cheap_and_follow_their_base():
     """Thousands of live elements of one tensor: the weak list of them is pruned at powers
     of two (not at every new element past 4 096), and each still follows writes."""
