@@ -2974,7 +2974,14 @@ def zeros(*args, size=None, out=None, dtype=None, layout=None, device=None,
 
 def ones(*args, size=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False) -> Tensor:
-    return _factory(np.ones, _size_args(args, size), dtype, requires_grad)
+    return _factory(_ones, _size_args(args, size), dtype, requires_grad)
+
+
+def _ones(shape, dt):
+    """np.ones, without its Python-level wrapper (~0.8 against ~0.3 us)."""
+    a = np.empty(shape, dt)
+    a.fill(1)
+    return a
 
 
 def empty(*args, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
