@@ -269,6 +269,8 @@ def _packed(values, st, which):
         buf = st.packbufs[which] = np.empty(max(k, 2 * len(buf)))
     _pack_into(f"{k}d", buf, 0, *values)
     return buf[:k]
+
+
 _NO_RECORDS = np.empty(0, dtype=np.int64)
 # Array sets of dead segments whose tensors have all died, ready for reuse (list
 # append/pop are atomic, so __del__ may run in any thread).
