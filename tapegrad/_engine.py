@@ -368,8 +368,19 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     accumulation).  ``capture`` maps id(tensor) -> [tensor, summed grad or
     None]: those tensors' gradients are collected instead of delivered, for
     ``autograd.grad``.  Segments are swept newest first; IMPORT hits seed the
-    older segment they link to.
+    older segment they link to.  Grad mode is off meanwhile, as in PyTorch's backward
+    without create_graph: tensor hooks and retain_grad run without recording.
     """
+    st = state
+    mode = st.grad_enabled
+    st.grad_enabled = False
+    try:
+        _run_backward(roots, seeds, retain_graph, capture, on_leaf)
+    finally:
+        st.grad_enabled = mode
+
+
+def _run_backward(roots, seeds, retain_graph, capture, on_leaf):
     pending: dict[Segment, list] = {}
     for t, g in zip(roots, seeds):
         seg = t._seg

@@ -1821,3 +1821,37 @@ def test_unary_inplace_errors_and_views_hand():
     np.testing.assert_allclose(v.detach().numpy(), c + 0.25 * (3.0 * w - c), rtol=1e-15)
     # d/dw: 0.75 * dc/dw + 0.75; c passes w only where it was not clamped (w = 0.5)
     np.testing.assert_allclose(wg.numpy(), [0.75, 1.5, 0.75], rtol=1e-15)
+
+
+def test_hooks_run_without_grad_mode_unless_create_graph(oracle):
+    """PyTorch's backward runs tensor hooks (of non-leaves and leaves), retain_grad and
+    autograd.grad's hooks with grad mode off, and on with create_graph=True; a hook's own
+    ops on tensors that require grad are then not recorded."""
+    def prog(t):
+        seen = []
+        w = t.tensor([0.5, -1.5], requires_grad=True)
+
+        def hook(g):
+            r = g * w  # w requires grad: recorded only if grad mode is on
+            seen.append((t.is_grad_enabled(), r.requires_grad))
+            return g * 2.0
+
+        x = t.tensor([1.0, 2.0], requires_grad=True)
+        h = x * x
+        h.register_hook(hook)
+        x.register_hook(lambda g: seen.append(("leaf", t.is_grad_enabled())))
+        h.retain_grad()
+        (h * w).sum().backward()
+        h2 = x * x
+        h2.register_hook(hook)
+        gx, = t.autograd.grad((h2 * w).sum(), x)
+        h3 = x * x
+        h3.register_hook(hook)
+        gx3, = t.autograd.grad((h3 * w).sum(), x, create_graph=True)
+        return seen, x.grad, h.grad, gx, gx3.detach(), t.is_grad_enabled()
+
+    hand_grad = [2.0 * 0.5 * 2.0 * 1.0, 2.0 * -1.5 * 2.0 * 2.0]  # the hook doubles w; h.grad
+    # (retain_grad) sees the hooked gradient, 2w
+    check(oracle, prog, ([(False, False), ("leaf", False), (False, False), ("leaf", False),
+                          (True, True), ("leaf", True)],
+                         hand_grad, [1.0, -3.0], hand_grad, hand_grad, True))

@@ -590,3 +590,40 @@ def test_matmul_of_inf_and_nan_is_silent(dtype):
     if real_torch is not None:
         ref = real_torch.tensor(a.detach().numpy()) @ real_torch.tensor(b.numpy())
         np.testing.assert_array_equal(ref.numpy(), expected)
+
+
+def test_a_backward_inside_a_hook_shares_the_threads_buffers_safely():
+    """backward() keeps its hit list and the staged lists' conversion buffers per thread; a
+    hook that runs another backward (a bigger tape: the buffers grow) in the middle of a
+    sweep leaves the outer sweep's gradients right."""
+    def inner_graph(t, v):
+        assert not t.is_grad_enabled()  # hooks run without grad mode, as in PyTorch
+        with t.enable_grad():
+            w = t.tensor(v, requires_grad=True)
+            y = w
+            for _ in range(3000):  # more records than the outer tape and a flush's worth
+                y = y * 1.0001 + 0.001
+            y.sum().backward()
+        return w.grad
+
+    def outer(t, x0, inner_grads):
+        x = t.tensor(x0, requires_grad=True)
+        h = x * x
+        h.register_hook(lambda g: inner_grads.append(inner_graph(t, x0 * 0.5)) or g * 3.0)
+        out = (h.sin() * x).sum() + x[0] * x[1]
+        out.backward()
+        return x.grad
+
+    x0 = np.array([0.3, -0.7, 1.1])
+    got_inner: list = []
+    got = outer(tapegrad, x0, got_inner)
+    assert len(got_inner) == 1
+    if real_torch is not None:
+        want_inner: list = []
+        want = outer(real_torch, x0, want_inner)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got_inner[0].numpy(), want_inner[0].numpy(), rtol=1e-10)
+    # by hand: d/dx [sum(sin(x^2) x) + x0 x1] with the hook tripling the gradient through h
+    hand = 3.0 * np.cos(x0 * x0) * x0 * 2 * x0 + np.sin(x0 * x0) + np.array([x0[1], x0[0], 0.0])
+    np.testing.assert_allclose(got.numpy(), hand, rtol=1e-12)
+    np.testing.assert_allclose(got_inner[0].numpy(), np.full(3, 1.0001 ** 3000), rtol=1e-9)
