@@ -18,6 +18,7 @@ Memory stays flat without per-node bookkeeping:
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import struct
 import sys
@@ -327,7 +328,60 @@ def segment_full(seg: Segment) -> Segment:
         return seg
     fresh = Segment()
     state.seg = fresh
+    _drop_dead_imports(seg)
     return fresh
+
+
+# backward runs in progress, in any thread (append/pop are atomic): _drop_dead_imports
+# waits for none, since a create_graph backward walks records by number
+_running: list = []
+# _drop_dead_imports's schedule: rotations left to skip, and the interval between tries.  A
+# try that drops nothing (one graph spanning many segments, every link live) doubles the
+# interval, up to 8: the search costs ~4 ms plus ~20 ms per million Python objects (the
+# garbage collector's), against ~60 ms of recording per segment of scalar records
+_prune = [0, 1]
+
+
+def _drop_dead_imports(seg: Segment) -> None:
+    """Let go of the older tensors ``seg``'s IMPORT records hold that no live tensor needs.
+
+    ``seg`` has just stopped being the current segment, still referred to.  Without this, a
+    loop that records without ever calling backward (an evaluation loop outside ``no_grad``)
+    rotates mid-forward again and again: each segment's IMPORT of the previous one's
+    running value holds that segment, whose own IMPORT holds the one before, and memory
+    grows without bound although every graph but the last is garbage.  The tensors and
+    grad_fn nodes that refer to ``seg`` (found by the garbage collector, which sees every
+    Tensor and Node) are the records anything can still reach; an IMPORT none of them
+    depends on is turned into a DEAD record (reaching it would be an error, never a silent
+    gradient) and its tensor dropped.  Anything else referring to ``seg`` (a trace's
+    recording, a Function's closure, a frame of code being traced) leaves it alone.
+    """
+    if not seg.imports or seg.callbacks or _running:
+        return
+    if _prune[0] > 0:
+        _prune[0] -= 1
+        return
+    dead = _dead_imports(seg)
+    for r in dead:
+        seg.cols[0][r] = T.DEAD
+        del seg.imports[r]
+    _prune[1] = 1 if dead else min(2 * _prune[1], 8)
+    _prune[0] = _prune[1] - 1
+
+
+def _dead_imports(seg: Segment) -> list:
+    """The IMPORT records of ``seg`` that no tensor or node referring to it depends on."""
+    roots = [*seg.retained, *seg.hooked, *seg.modified, *seg.nodes]
+    for o in gc.get_referrers(seg):
+        if not hasattr(o, "_rec"):
+            return []  # not a Tensor or a Node (a trace's recording, a frame): unknown records
+        if o._seg is seg:
+            roots.append(o._rec)
+    seg.flush()
+    op, a, b, c = seg.cols[:4]
+    reach = T.reachable(op, a, b, c, seg.cols[7], seg.auxi,
+                        np.array(roots, dtype=np.int64), seg.nrec)
+    return [r for r in seg.imports if not reach[r]] if len(reach) else []
 
 
 def current() -> Segment:
@@ -374,10 +428,12 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     st = state
     mode = st.grad_enabled
     st.grad_enabled = False
+    _running.append(None)
     try:
         _run_backward(roots, seeds, retain_graph, capture, on_leaf)
     finally:
         st.grad_enabled = mode
+        _running.pop()
 
 
 def _run_backward(roots, seeds, retain_graph, capture, on_leaf):

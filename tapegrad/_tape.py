@@ -2063,6 +2063,52 @@ def clear_reached(flags, hi):
         flags[i] &= 0xFF ^ REACHED
 
 
+
+@njit(**NJIT)
+def reachable(op, a, b, c, aux, auxi, roots, hi):
+    """The records below ``hi`` that records ``roots`` depend on (themselves included), as a
+    mask; an empty mask when one of them is a custom Function's, whose inputs only its
+    Python closure knows.  Over-approximates: ``a`` and ``b`` count as operands whenever
+    they name an earlier record, and an AXPY's ``c`` too (AXPYS keeps a term there).
+    Used to let go of IMPORT records no live tensor depends on (_engine._drop_dead_imports)."""
+    reach = np.zeros(hi, dtype=np.bool_)
+    top = -1
+    for r in roots:
+        if 0 <= r < hi:
+            reach[r] = True
+            top = max(top, r)
+    for i in range(top, -1, -1):
+        if not reach[i]:
+            continue
+        kd = KIND[op[i]]
+        if kd == SOURCE:
+            continue
+        if kd == CALLBACK:
+            return np.zeros(0, dtype=np.bool_)
+        if kd == CONCAT:
+            at = aux[i]
+            pos = at + 1
+            for _ in range(auxi[at]):
+                if 0 <= auxi[pos] < i:
+                    reach[auxi[pos]] = True
+                pos += 3 + 2 * auxi[pos + 1]
+            continue
+        if 0 <= a[i] < i:
+            reach[a[i]] = True
+        if 0 <= b[i] < i:
+            reach[b[i]] = True
+        if kd == MASK or kd == AXPY:  # MASK's mask and AXPYS's v are records named in c
+            rc = int(c[i])
+            if 0 <= rc < i:
+                reach[rc] = True
+        if op[i] == AXPYN:
+            at = aux[i]
+            for t in range(2 * auxi[at]):
+                r = auxi[at + 1 + t]
+                if 0 <= r < i:
+                    reach[r] = True
+    return reach
+
 # ------------------------------------------------ replay: a recorded tape as a program
 # A trace (tapegrad.trace) keeps one segment's columns.  ``replay`` recomputes
 # every record from its operands, in recording order, so the same arrays then

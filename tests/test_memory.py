@@ -167,3 +167,75 @@ def test_scalar_loop_with_unused_graph():
         return z
 
     _run_bounded(step, 3000)
+
+
+def _flat_after_warmup(step, iterations, checks=6):
+    """Run step(i); after the first check the live segments neither multiply nor grow."""
+    seen = []
+    for i in range(iterations):
+        step(i)
+        if i % (iterations // checks) == iterations // checks - 1:
+            seen.append(_segment_memory())
+    assert max(count for count, _ in seen) <= MAX_SEGMENTS, seen
+    assert max(nbytes for _, nbytes in seen[1:]) <= seen[1][1], seen
+    return seen
+
+
+def test_forward_only_scalar_loop_is_released():
+    """An evaluation loop outside no_grad: graphs recorded and dropped, never backwarded.
+
+    Each iteration's graph crosses into a new segment now and then (the segment fills while
+    the running value still refers to it); the IMPORT linking the two must not keep the
+    older segment, and through it every older one, alive."""
+    w = tg.tensor(0.5, dtype=tg.float64, requires_grad=True)
+
+    def step(i):
+        y = w
+        for _ in range(700):
+            y = y * 0.999 + 0.001
+        return y.item()
+
+    _flat_after_warmup(step, 600)
+
+
+def test_forward_only_array_loop_is_released():
+    w = tg.tensor(np.linspace(-1.0, 1.0, 4096), requires_grad=True)
+
+    def step(i):
+        y = w
+        for _ in range(12):
+            y = tg.tanh(y * w + 0.5)
+        return y.sum().item()
+
+    _flat_after_warmup(step, 600)
+
+
+@pytest.mark.parametrize("crossing", [1, 2])
+def test_graph_kept_from_a_forward_only_loop_still_works(crossing):
+    """Dropping the IMPORT links nothing needs keeps those a held tensor's graph needs: the
+    loop keeps the graph of an iteration that crossed into a new segment (the ``crossing``-th
+    such), records on through later crossings, then differentiates the kept one."""
+    w = tg.tensor(np.linspace(-1.0, 1.0, 8), requires_grad=True)
+    kept = {}
+
+    def forward(scale):
+        y = w
+        for k in range(300):
+            y = tg.sin(y * w + scale) if k % 2 else y * 0.9 + w
+        return y
+
+    crossings = 0
+    for i in range(500):
+        first = E.state.seg
+        y = forward(0.01 * i)
+        if y._seg is not first:
+            crossings += 1
+            if crossings == crossing:
+                kept["y"], kept["at"] = y, i
+    assert crossings >= crossing + 2 and "y" in kept
+    assert _segment_memory()[0] <= MAX_SEGMENTS + 1
+    (kept["y"] * 0.5).sum().backward()
+    g = w.grad.numpy().copy()
+    w.grad = None
+    (forward(0.01 * kept["at"]) * 0.5).sum().backward()
+    np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-12, atol=0)
