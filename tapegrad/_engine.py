@@ -132,16 +132,19 @@ class Segment:
             self.stage.extend((op, ra, c if unary else rb, value))
         return self._staged(r)
 
-    def record_broadcast(self, ra, value, shape, m, at) -> int:
+    def record_broadcast(self, ra, value, shape, m, at, write=True) -> int:
         """Append a BROADCAST of ra's value (a float or an array) to ``shape`` (m > 1 elements),
-        its index map at ``at`` in the aux table."""
+        its index map at ``at`` in the aux table.  Without ``write`` its values are left
+        unwritten (its consumer's adjoint never reads them: see _operand)."""
         r = self.nrec
         self.nrec = r + 1
         o = self.nbulk
         if o + m > len(self.bulk):
             self._grow_bulk(o + m)
         self.nbulk = o + m
-        if value.__class__ is float:  # a 0-d value, the common case (x[k] * v): a fill
+        if not write:
+            pass
+        elif value.__class__ is float:  # a 0-d value, the common case (x[k] * v): a fill
             self.bulk[o:o + m] = value
         else:
             self.bulk[o:o + m].reshape(shape)[...] = value  # NumPy broadcasts the assignment

@@ -490,9 +490,9 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
         return g * y()
     if o == T.LOG:
         return g / x()
-    if o == T.SIN:
+    if o == T.SIN or o == T.SINC:
         return g * x().cos()
-    if o == T.COS:
+    if o == T.COS or o == T.COSC:
         return -g * x().sin()
     if o == T.TANH:
         yy = y()

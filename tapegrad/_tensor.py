@@ -128,6 +128,7 @@ _F64 = D.float64
 _ADD_REDUCE = np.add.reduce
 _LIMIT = E.STAGE_LIMIT
 _ARR = T.ARR
+_SIDE = T.SIDE
 _DOT = np.dot
 _ROTATE_VALUES = _config.ROTATE_VALUES
 
@@ -378,8 +379,12 @@ def _view_map(base, t):
     return [ta.ndim, off, *ta.shape, *strides]
 
 
-def _operand(seg, t, shape) -> int:
-    """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed)."""
+def _operand(seg, t, shape, op=-1) -> int:
+    """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed), an operand
+    of ``op``.  The BROADCAST's values are written into the arena unless ``op`` is + or -:
+    their adjoints never read operand values, and the BROADCAST is that op's alone (a bias
+    added to a batch: writing 4096 broadcast values cost ~12 us, more than the add).  A trace
+    writes them all: its constant folding (_trace_opt) reads recorded values."""
     r = _ref(seg, t)
     a = t._a
     tshape = () if a is None else a.shape
@@ -390,7 +395,8 @@ def _operand(seg, t, shape) -> int:
         return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
                           seg.shared_aux(_broadcast_map(tshape, shape)))
     return seg.record_broadcast(r, _val64(t), shape, m,
-                                seg.shared_aux(_broadcast_map(tshape, shape)))
+                                seg.shared_aux(_broadcast_map(tshape, shape)),
+                                not (op == T.ADD or op == T.SUB) or state.tracing is not None)
 
 
 def _c_strides(shape):
@@ -402,6 +408,7 @@ def _c_strides(shape):
     return strides
 
 
+@functools.lru_cache(maxsize=1024)
 @functools.lru_cache(maxsize=1024)
 def _broadcast_map(src, dst):
     """The strided map of src broadcast to dst (shapes as tuples; a tuple, shared)."""
@@ -490,8 +497,8 @@ def _record_result(op, value, dt, operands, c=0.0, aux_ints=None, shape=None):
         ra = _ref(seg, operands[0])
         rb = _ref(seg, operands[1]) if len(operands) > 1 else -1
     else:
-        ra = _operand(seg, operands[0], shape)
-        rb = _operand(seg, operands[1], shape)
+        ra = _operand(seg, operands[0], shape, op)
+        rb = _operand(seg, operands[1], shape, op)
     aux = -1 if aux_ints is None else seg.add_aux(aux_ints)
     rec = seg.record(op, ra, rb, c, value, aux)
     return _result(value, dt, seg, rec)
@@ -575,6 +582,8 @@ def _unary(x, op, c=0.0, d=0.0):
     a = x._a
     if a.dtype is _F64NP and not spec.nconst:  # the common case, without the checks below
         if op in _TRIG:
+            if x._rg and a.size >= 128 and state.grad_enabled and state.tracing is None:
+                return _trig_recorded(x, a, op)  # (smaller: the sweep's trig costs less)
             y = _sin_cos(a, op == T.COS)
         elif op in _MAY_WARN:
             y = _quiet(spec.np_fn, a)
@@ -607,6 +616,30 @@ def _unary(x, op, c=0.0, d=0.0):
 
 
 _TRIG = (T.SIN, T.COS)
+
+
+def _trig_recorded(x, a, op):
+    """sin or cos of x (a float64 array of m elements), recorded as SINC or COSC: the
+    derivative computed in the same pass and kept in the arena before the value (T.SINC).
+    A trace records SIN and COS, which its replay recomputes."""
+    seg = _current()
+    ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
+    m = a.size
+    o = seg.nbulk
+    if o + 2 * m > len(seg.bulk):
+        seg._grow_bulk(o + 2 * m)
+    bulk = seg.bulk
+    y = np.empty(a.shape)
+    yf = y.reshape(-1)
+    T.sin_cos_d(a.reshape(-1), yf, bulk[o:o + m], op == T.COS)
+    bulk[o + m:o + 2 * m] = yf
+    seg.nbulk = o + 2 * m
+    r = seg.nrec
+    seg.nrec = r + 1
+    seg.stage.extend(((T.COSC if op == T.COS else T.SINC) + _SIDE, ra, -1, 0.0))
+    seg.side.extend((0.0, m, o + m, -1))
+    seg._staged(r)
+    return _result(y, _F64, seg, r)
 
 
 def _sin_cos(a, cos):
@@ -661,8 +694,12 @@ def _binary(op, x, y, reverse=False):
                 if ya is None:
                     if yv is not None:
                         return _binary_f64(op, x, y, xa, yv)
-                elif ya.dtype is _F64NP and xa.shape == ya.shape:
-                    return _binary_f64(op, x, y, xa, ya)
+                elif ya.dtype is _F64NP:
+                    if xa.shape == ya.shape:
+                        return _binary_f64(op, x, y, xa, ya)
+                    if ya.ndim and xa.ndim:  # broadcast (a bias added to a batch)
+                        shape = _broadcast2(xa.shape, ya.shape)  # PyTorch's error first
+                        return _binary_f64(op, x, y, xa, ya, shape)
         elif ya is not None and xv is not None and ya.dtype is _F64NP:
             return _binary_f64(op, x, y, xv, ya)
     if xv is not None and yv is not None and T.ADD <= op <= T.DIV:  # + - * / on 0-d float64
@@ -706,9 +743,9 @@ def _binary(op, x, y, reverse=False):
     return _result(out, dt)
 
 
-def _binary_f64(op, x, y, xa, ya):
+def _binary_f64(op, x, y, xa, ya, shape=None):
     """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
-    (the value of a fast-path scalar, broadcast)."""
+    (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it."""
     token = _quiet_on(_IGNORE)  # overflow, inf - inf, 0 * inf: NumPy warns, PyTorch does not
     try:
         out = _NP_BINARY[op](xa, ya)
@@ -718,12 +755,15 @@ def _binary_f64(op, x, y, xa, ya):
         out = _out(out, _F64)
     if (x._rg or y._rg) and state.grad_enabled:
         seg = _current()
+        if shape is not None:
+            return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
+                               out)
         shape = out.shape
         # an operand of this segment, not broadcast, without a version to check: its record
         ra = x._rec if (x._seg is seg and x._x is None and xa.__class__ is np.ndarray
-                        ) else _operand(seg, x, shape)
+                        ) else _operand(seg, x, shape, op)
         rb = y._rec if (y._seg is seg and y._x is None and ya.__class__ is np.ndarray
-                        ) else _operand(seg, y, shape)
+                        ) else _operand(seg, y, shape, op)
         return _f64_result(seg, op, ra, rb, out)
     return _result(out, _F64)
 
@@ -2426,6 +2466,19 @@ def _write_through(t):
             seg.cols[4][rec] = builtins.float(value.reshape(-1)[0])
         elif n[rec] == value.size:
             seg.bulk[off[rec]:off[rec] + n[rec]] = value.reshape(-1)
+            _refresh_derivatives(seg, rec)
+
+
+def _refresh_derivatives(seg, rec):
+    """The SINC and COSC records of rec's value recompute the derivative they saved: as in
+    PyTorch, where sin saves its input, a write through .data reaches the backward."""
+    op, a = seg.cols[0][:seg.nrec], seg.cols[1][:seg.nrec]
+    n, off = seg.cols[5], seg.cols[6]
+    bulk = seg.bulk
+    x = bulk[off[rec]:off[rec] + n[rec]]
+    for r in np.flatnonzero(((op == T.SINC) | (op == T.COSC)) & (a == rec)):
+        o, m = int(off[r]), int(n[r])
+        T.sin_cos_d(x, np.empty(m), bulk[o - m:o], op[r] == T.COSC)
 
 
 def _unary_inplace(name):
@@ -2749,7 +2802,10 @@ def matmul(input, other):
     if (input._rg or other._rg) and state.grad_enabled:
         if not dt.is_floating_point:
             raise RuntimeError("Only Tensors of floating point dtype can require gradients")
-        return _record_result(op, out, dt, (input, other), aux_ints=(m, k, n, 1))
+        seg = E.current()
+        rec = seg.record(op, _ref(seg, input), _ref(seg, other), 0.0, out,
+                         seg.shared_aux((m, k, n, 1)))
+        return _result(out, dt, seg, rec)
     return _result(out, dt)
 
 

@@ -106,3 +106,91 @@ def test_float32_and_small_arrays_keep_numpy():
     assert np.array_equal(tapegrad.sin(tapegrad.tensor(x32)).numpy(), np.sin(x32))
     small = np.linspace(-3, 3, 10)
     assert np.array_equal(tapegrad.cos(tapegrad.tensor(small)).numpy(), np.cos(small))
+
+
+def _long(n=400):
+    """Values for the recorded sin and cos of 128+ elements (SINC, COSC), some past the limit,
+    infinite, nan, tiny and signed zeros."""
+    x = _values(n, (3e5, -1e9, np.inf, np.nan, 1e-12, -0.0, 0.0))
+    return x, np.linspace(-1.0, 2.0, x.size)
+
+
+@pytest.mark.parametrize("fn", ["sin", "cos"])
+def test_saved_derivative_is_the_sweeps(fn):
+    """A recorded sin/cos of 128+ elements saves its derivative in the forward (T.SINC,
+    T.COSC); in range, the gradient is bit for bit the one a trace's sweep computes (T.SIN,
+    T.COS: its vectorized loop runs only when every element is in range, libm's otherwise)."""
+    x0, w = _values(400), np.linspace(-1.0, 2.0, 400)
+    x = tapegrad.tensor(x0, requires_grad=True)
+    (getattr(tapegrad, fn)(x) * tapegrad.tensor(w)).sum().backward()
+    tr = tapegrad.trace(lambda v: (getattr(tapegrad, fn)(v) * tapegrad.tensor(w)).sum(), x0)
+    assert np.array_equal(x.grad.numpy(), tr.gradient(x0))
+    x0, w = _long()
+    x = tapegrad.tensor(x0, requires_grad=True)
+    y = getattr(tapegrad, fn)(x)
+    seg = y._seg
+    seg.flush()
+    assert seg.cols[0][y._rec] == (T.SINC if fn == "sin" else T.COSC)
+    assert y.grad_fn.name() == ("SinBackward0" if fn == "sin" else "CosBackward0")
+    (y * tapegrad.tensor(w)).sum().backward()
+    df = {"sin": np.cos, "cos": lambda v: -np.sin(v)}[fn]
+    ok = np.isfinite(x0)
+    np.testing.assert_allclose(x.grad.numpy()[ok], w[ok] * df(x0[ok]), rtol=3e-16 * 4,
+                               atol=1e-300)
+    assert np.isnan(x.grad.numpy()[~ok]).all()
+
+
+@pytest.mark.parametrize("fn", ["sin", "cos"])
+@pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "non-leaf"])
+def test_write_through_data_reaches_the_saved_derivative(fn, leaf):
+    """sin saves its input in PyTorch: a write through .data before backward changes the
+    gradient; the derivative saved in the forward is computed again."""
+    x0, w = _long(200)
+    x0 = x0[np.isfinite(x0)]
+    w = w[:x0.size]
+    x = tapegrad.tensor(x0, requires_grad=True)
+    h = x if leaf else x * 1.0
+    y = (getattr(tapegrad, fn)(h) * tapegrad.tensor(w)).sum()
+    h.data.add_(0.5)
+    y.backward()
+    df = {"sin": np.cos, "cos": lambda v: -np.sin(v)}[fn]
+    np.testing.assert_allclose(x.grad.numpy(), w * df(x0 + 0.5), rtol=1e-14, atol=1e-300)
+    if torch is not None:
+        xt = torch.tensor(x0, requires_grad=True)
+        ht = xt if leaf else xt * 1.0
+        yt = (getattr(torch, fn)(ht) * torch.tensor(w)).sum()
+        ht.data.add_(0.5)
+        yt.backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("fn", ["sin", "cos"])
+def test_input_written_in_place_after_is_an_error(fn):
+    x = tapegrad.tensor(_long()[0][:300], requires_grad=True)
+    h = x * 2.0
+    y = getattr(tapegrad, fn)(h).sum()
+    h.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+@pytest.mark.parametrize("fn", ["sin", "cos"])
+def test_second_derivative(fn):
+    x0 = _values(300)
+    x = tapegrad.tensor(x0, requires_grad=True)
+    g, = tapegrad.autograd.grad(getattr(tapegrad, fn)(x).sum(), x, create_graph=True)
+    (g * g).sum().backward()
+    d1, d2 = {"sin": (np.cos, lambda v: -np.sin(v)),
+              "cos": (lambda v: -np.sin(v), lambda v: -np.cos(v))}[fn]  # d1 and its derivative
+    np.testing.assert_allclose(g.detach().numpy(), d1(x0), rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * d1(x0) * d2(x0), rtol=1e-14, atol=1e-300)
+    k, eps = 5, 1e-6
+    e = np.zeros_like(x0)
+    e[k] = eps
+    fd = (np.sum(d1(x0 + e) ** 2) - np.sum(d1(x0 - e) ** 2)) / (2 * eps)
+    np.testing.assert_allclose(x.grad.numpy()[k], fd, rtol=1e-7, atol=1e-9)
+    if torch is not None:
+        xt = torch.tensor(x0, requires_grad=True)
+        gt, = torch.autograd.grad(getattr(torch, fn)(xt).sum(), xt, create_graph=True)
+        (gt * gt).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13, atol=1e-300)
