@@ -1508,6 +1508,7 @@ class Tensor:
         self._v = None
         self._dt = value._dt
         x = _extra(self)
+        _write_through(self, True)  # (before the leaf's cached record is dropped)
         x.vc = _extra(value).vc
         x.vc[0] += 1
         x.lc = None
@@ -2449,8 +2450,12 @@ def _flag_modified(seg, rec, t, version, at=None):
     seg.mark(rec, T.MODIFIED)
 
 
-def _write_through(t):
-    """After a write through ``t.data``: the tape's copies of t's current records see it."""
+def _write_through(t, assigned=False):
+    """After a write through ``t.data``: the tape's copies of t's current records see it.
+
+    ``assigned``: after ``t.data = value`` instead.  PyTorch's backward then sees the new
+    value where t was saved as an input (the saved variable is t itself) but not where t is
+    a saved output (saved apart from t): a record whose op saves its output keeps its value."""
     x = _extra(t)
     value = _val(t)
     targets = []
@@ -2461,9 +2466,12 @@ def _write_through(t):
         targets.append((state.seg, lc[1]))
     for seg, rec in targets:
         seg.flush()
+        if assigned and T.SAVES[seg.cols[0][rec]] & T.SAVE_OUT:
+            continue
         n, off = seg.cols[5], seg.cols[6]
         if n[rec] == 1:
-            seg.cols[4][rec] = builtins.float(value.reshape(-1)[0])
+            if value.size == 1:
+                seg.cols[4][rec] = builtins.float(value.reshape(-1)[0])
         elif n[rec] == value.size:
             seg.bulk[off[rec]:off[rec] + n[rec]] = value.reshape(-1)
             _refresh_derivatives(seg, rec)

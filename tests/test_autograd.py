@@ -440,6 +440,31 @@ def test_data_does_not_share_the_version_counter(oracle):
     check(oracle, prog, ([0, 1], [3, 5, 7], [12, 20, 28], [2, 4], 0, [4, 8]))
 
 
+def test_data_assigned_before_backward(oracle):
+    """``t.data = value`` between forward and backward: PyTorch's backward sees the new value
+    where t was saved as an input (the saved variable is t) but not where t is an op's saved
+    output (saved apart from t)."""
+
+    def prog(t):
+        x = t.tensor([0.5, 1.0, 2.0], requires_grad=True)
+        w = t.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        h = x * 2.0
+        s = (t.sin(x) + h * w).sum()  # sin saves x, mul saves h and w
+        x.data = t.tensor([1.0, 2.0, 3.0])
+        h.data = t.tensor([4.0, 5.0, 6.0])
+        s.backward()
+        u = t.tensor([0.5, 1.0, 2.0], requires_grad=True)
+        y = t.tanh(u)  # tanh saves its output
+        y.data = t.tensor([0.0, 0.0, 0.0])
+        y.sum().backward()
+        return x.grad, w.grad, u.grad
+
+    xs = [1.0, 2.0, 3.0]
+    want_x = [math.cos(v) + 2.0 * wv for v, wv in zip(xs, [1.0, -2.0, 3.0])]
+    want_u = [1.0 - math.tanh(v) ** 2 for v in (0.5, 1.0, 2.0)]
+    check(oracle, prog, (want_x, [4.0, 5.0, 6.0], want_u))
+
+
 # ---------------------------------------------------------------------------------- grad mode
 
 
