@@ -357,10 +357,11 @@ def _drop_dead_imports(seg: Segment) -> None:
     Tensor and Node) are the records anything can still reach; an IMPORT none of them
     depends on is turned into a DEAD record (reaching it would be an error, never a silent
     gradient) and its tensor dropped.  Anything else referring to ``seg`` (a trace's
-    recording, a Function's closure, a frame of code being traced) leaves it alone.
+    recording, a Function's closure, a frame of code being traced), a backward running in
+    any thread, or objects frozen by gc.freeze() leave it alone.
     """
-    if not seg.imports or seg.callbacks or _running:
-        return
+    if not seg.imports or seg.callbacks or _running or gc.get_freeze_count():
+        return  # (gc.get_referrers does not see objects gc.freeze() moved aside)
     if _prune[0] > 0:
         _prune[0] -= 1
         return

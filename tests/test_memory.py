@@ -242,3 +242,39 @@ def test_graph_kept_from_a_forward_only_loop_still_works(crossing):
     w.grad = None
     (forward(0.01 * kept["at"]) * 0.5).sum().backward()
     np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def test_kept_graph_survives_gc_freeze():
+    """gc.get_referrers does not see objects gc.freeze() set aside: a tensor kept and frozen
+    must still count as a root (the pruning is skipped while anything is frozen)."""
+    w = tg.tensor(np.linspace(-1.0, 1.0, 8), requires_grad=True)
+
+    def forward(scale):
+        y = w
+        for k in range(300):
+            y = tg.sin(y * w + scale) if k % 2 else y * 0.9 + w
+        return y
+
+    kept = None
+    for i in range(300):
+        first = E.state.seg
+        y = forward(0.01 * i)
+        if y._seg is not first:
+            kept, at = y, i
+            break
+    assert kept is not None
+    gc.freeze()
+    try:
+        crossings = 0
+        for _ in range(400):
+            first = E.state.seg
+            if forward(0.5)._seg is not first:
+                crossings += 1
+        assert crossings >= 2
+    finally:
+        gc.unfreeze()
+    kept.sum().backward()
+    g = w.grad.numpy().copy()
+    w.grad = None
+    forward(0.01 * at).sum().backward()
+    np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-12, atol=0)
