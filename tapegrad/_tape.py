@@ -2136,7 +2136,6 @@ def clear_reached(flags, hi):
         flags[i] &= 0xFF ^ REACHED
 
 
-
 @njit(**NJIT)
 def reachable(op, a, b, c, aux, auxi, roots, hi):
     """The records below ``hi`` that records ``roots`` depend on (themselves included), as a

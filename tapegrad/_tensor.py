@@ -409,7 +409,6 @@ def _c_strides(shape):
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
 def _broadcast_map(src, dst):
     """The strided map of src broadcast to dst (shapes as tuples; a tuple, shared)."""
     lead = len(dst) - len(src)
