@@ -630,8 +630,7 @@ def _trig_recorded(x, a, op):
     bulk = seg.bulk
     y = np.empty(a.shape)
     yf = y.reshape(-1)
-    T.sin_cos_d(a.reshape(-1), yf, bulk[o:o + m], op == T.COS)
-    bulk[o + m:o + 2 * m] = yf
+    T.sin_cos_d(a.reshape(-1), yf, bulk[o:o + m], bulk[o + m:o + 2 * m], op == T.COS)
     seg.nbulk = o + 2 * m
     r = seg.nrec
     seg.nrec = r + 1
@@ -745,11 +744,16 @@ def _binary(op, x, y, reverse=False):
 def _binary_f64(op, x, y, xa, ya, shape=None):
     """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
     (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it."""
-    token = _quiet_on(_IGNORE)  # overflow, inf - inf, 0 * inf: NumPy warns, PyTorch does not
-    try:
-        out = _NP_BINARY[op](xa, ya)
-    finally:
-        _quiet_off(token)
+    if shape is None and ya.__class__ is np.ndarray and xa.__class__ is np.ndarray and \
+            xa.size >= 2048:  # (NumPy's call costs less below)
+        out = np.empty(xa.shape)
+        T.binary_into(op, xa.reshape(-1), ya.reshape(-1), out.reshape(-1))
+    else:
+        token = _quiet_on(_IGNORE)  # overflow, inf - inf, 0 * inf: NumPy warns, PyTorch not
+        try:
+            out = _NP_BINARY[op](xa, ya)
+        finally:
+            _quiet_off(token)
     if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
         out = _out(out, _F64)
     if (x._rg or y._rg) and state.grad_enabled:
@@ -2485,7 +2489,8 @@ def _refresh_derivatives(seg, rec):
     x = bulk[off[rec]:off[rec] + n[rec]]
     for r in np.flatnonzero(((op == T.SINC) | (op == T.COSC)) & (a == rec)):
         o, m = int(off[r]), int(n[r])
-        T.sin_cos_d(x, np.empty(m), bulk[o - m:o], op[r] == T.COSC)
+        y = np.empty(m)
+        T.sin_cos_d(x, y, bulk[o - m:o], y, op[r] == T.COSC)
 
 
 def _unary_inplace(name):

@@ -132,6 +132,78 @@ def _edge_binaries_inputs():
             tapegrad.tensor(0.7, dtype=tapegrad.float64, requires_grad=True))
 
 
+def _large_operands(shape, transposed):
+    """Two float64 arrays of >= 2048 elements (the compiled loop's size) with inf, nan, 0.0
+    and -0.0 among them; ``transposed``: the first one a non-contiguous view's values."""
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=shape)
+    b = rng.normal(size=shape)
+    a.flat[:5] = [np.inf, -0.0, np.nan, 0.0, -np.inf]
+    b.flat[:5] = [0.0, -0.0, 1.0, -0.0, np.inf]
+    if transposed:
+        a = np.ascontiguousarray(a.T).T  # the same values, Fortran order
+    return a, b
+
+
+@pytest.mark.parametrize("shape, transposed", [((64, 64), False), ((2048,), False),
+                                                ((3, 700), False), ((64, 40), True)])
+def test_large_float64_add_sub_mul_take_the_compiled_loop_and_match_numpy(
+        monkeypatch, shape, transposed):
+    """+ - * of same-shape float64 arrays of >= 2048 elements run _tape.binary_into instead of
+    NumPy: the same values bit for bit (inf, nan, signed zeros), no warning, and gradients
+    that are the other operand's values."""
+    calls = []
+    kernel = E.T.binary_into
+    monkeypatch.setattr(E.T, "binary_into", lambda *args: calls.append(1) or kernel(*args))
+    a, b = _large_operands(shape, transposed)
+    leaf = tapegrad.tensor(a.T if transposed else a, requires_grad=True)
+    x = leaf.t() if transposed else leaf  # a view: not C-contiguous
+    y = tapegrad.tensor(b, requires_grad=True)
+    w = np.random.default_rng(5).normal(size=shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [x + y, x - y, x * y]
+    assert len(calls) == 3
+    with np.errstate(all="ignore"):
+        want = [a + b, a - b, a * b]
+    for got, exp in zip(outs, want):
+        assert got.shape == exp.shape and got.dtype == tapegrad.float64
+        g = got.detach().numpy()
+        np.testing.assert_array_equal(g, exp)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(exp))
+    sum(((o * tapegrad.tensor(w * (k + 1))).sum() for k, o in enumerate(outs))).backward()
+    with np.errstate(all="ignore"):
+        want_gx = w + 2 * w + 3 * w * b
+        want_gy = w - 2 * w + 3 * w * a
+    np.testing.assert_allclose(y.grad.numpy(), want_gy, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(leaf.grad.numpy(), want_gx.T if transposed else want_gx,
+                               rtol=1e-15, atol=1e-15)
+
+
+@requires_torch
+def test_large_float64_add_sub_mul_match_torch():
+    a, b = _large_operands((64, 64), False)
+    w = np.random.default_rng(5).normal(size=(64, 64))
+    res = {}
+    for lib in (tapegrad, real_torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = lib.tensor(b, requires_grad=True)
+        outs = [x + y, x - y, x * y]
+        sum(((o * lib.tensor(w * (k + 1))).sum() for k, o in enumerate(outs))).backward()
+        res[lib] = [o.detach().numpy() for o in outs] + [x.grad.numpy(), y.grad.numpy()]
+    for got, want in zip(res[tapegrad][:3], res[real_torch][:3]):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(res[tapegrad][3:], res[real_torch][3:]):
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
+def test_large_float64_add_sub_mul_match_finite_differences():
+    rng = np.random.default_rng(2)
+    x = tapegrad.tensor(rng.normal(size=2048), requires_grad=True)
+    y = tapegrad.tensor(rng.normal(size=2048), requires_grad=True)
+    assert gradcheck(lambda x, y: ((x * y - x) * (y + x)).sum(), (x, y))
+
+
 def test_binary_fast_path_shape_mismatch_is_pytorch_error():
     a = tapegrad.ones(3, dtype=tapegrad.float64, requires_grad=True)
     b = tapegrad.ones(2, dtype=tapegrad.float64)
