@@ -2041,12 +2041,10 @@ def _make_sweep(full):
     """The reverse sweep.  ``full`` (a constant of each compiled kernel): every kind;
     otherwise the kinds outside OTHER only, stopping with AT_OTHER at any other record, so
     that a tape of those alone never compiles the rest."""
-    # the core kernel is a leaf (no reference counting: it never allocates) with the
-    # per-record helpers inlined (see _inlined)
-    ew_adj, gather_adj, concat_adj, reduce_adj = (
-        (_ew_adjoint, _gather_adjoint, _concat_adjoint, _reduce_adjoint) if full else
-        (_ew_adjoint_i, _gather_adjoint_i, _concat_adjoint_i, _reduce_adjoint_i))
-
+    # The core kernel is a leaf (no reference counting: it never allocates) with the
+    # per-record helpers inlined (see _inlined).  Each call site names them as globals under
+    # `if full`: a closure holding a dispatcher is never found in Numba's cache again (the
+    # dispatcher pickles with a new id in every process).
     @njit(**(NJIT if full else NJIT_LEAF))
     def sweep(op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi,
               start, pending, retain, hits, mrec, mat, skip_hook):
@@ -2165,16 +2163,31 @@ def _make_sweep(full):
                 if kd == BINARY and op[rb] != CONST:
                     if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                         return ERR_MODIFIED, ra, nfree, nh, pending
-                pending += ew_adj(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk, flags)
+                if full:
+                    pending += _ew_adjoint(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk,
+                                           flags)
+                else:
+                    pending += _ew_adjoint_i(i, op, a, b, c, n, off, aux, auxi, adj, badj, bulk,
+                                             flags)
                 i -= 1
                 continue
             if kd == GATHER or kd == CONCAT or kd == REDUCE:  # views cost reference counts
                 if kd == GATHER:
-                    pending += gather_adj(i, op, a, n, off, aux, auxi, adj, badj, flags)
+                    if full:
+                        pending += _gather_adjoint(i, op, a, n, off, aux, auxi, adj, badj, flags)
+                    else:
+                        pending += _gather_adjoint_i(i, op, a, n, off, aux, auxi, adj, badj, flags)
                 elif kd == CONCAT:
-                    pending += concat_adj(i, op, n, off, aux, auxi, adj, badj, flags)
+                    if full:
+                        pending += _concat_adjoint(i, op, n, off, aux, auxi, adj, badj, flags)
+                    else:
+                        pending += _concat_adjoint_i(i, op, n, off, aux, auxi, adj, badj, flags)
                 else:
-                    pending += reduce_adj(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
+                    if full:
+                        pending += _reduce_adjoint(i, op, a, c, n, off, aux, auxi, adj, badj, flags)
+                    else:
+                        pending += _reduce_adjoint_i(i, op, a, c, n, off, aux, auxi, adj, badj,
+                                                     flags)
                 i -= 1
                 continue
             if full:  # a constant: the core kernel never compiles _other_adjoint
