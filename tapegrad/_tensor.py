@@ -745,7 +745,7 @@ def _binary_f64(op, x, y, xa, ya, shape=None):
     """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
     (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it."""
     if shape is None and ya.__class__ is np.ndarray and xa.__class__ is np.ndarray and \
-            xa.size >= 2048:  # (NumPy's call costs less below)
+            xa.size >= 2048 and xa.shape == ya.shape:  # (NumPy's call costs less below)
         out = np.empty(xa.shape)
         T.binary_into(op, xa.reshape(-1), ya.reshape(-1), out.reshape(-1))
     else:
