@@ -693,8 +693,8 @@ def _binary(op, x, y, reverse=False):
                     if yv is not None:
                         return _binary_f64(op, x, y, xa, yv)
                 elif ya.dtype is _F64NP:
-                    if xa.shape == ya.shape:
-                        return _binary_f64(op, x, y, xa, ya)
+                    if xa.shape == ya.shape:  # 2048+ elements: a compiled loop
+                        return _binary_f64(op, x, y, xa, ya, None, xa.size >= 2048)
                     if ya.ndim and xa.ndim:  # broadcast (a bias added to a batch)
                         shape = _broadcast2(xa.shape, ya.shape)  # PyTorch's error first
                         return _binary_f64(op, x, y, xa, ya, shape)
@@ -741,11 +741,12 @@ def _binary(op, x, y, reverse=False):
     return _result(out, dt)
 
 
-def _binary_f64(op, x, y, xa, ya, shape=None):
+def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
     """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
-    (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it."""
-    if shape is None and ya.__class__ is np.ndarray and xa.__class__ is np.ndarray and \
-            xa.size >= 2048 and xa.shape == ya.shape:  # (NumPy's call costs less below)
+    (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it.
+    ``loop``: arrays of one shape, through _tape.binary_into (NumPy's call costs less for
+    fewer than a few thousand elements)."""
+    if loop:
         out = np.empty(xa.shape)
         T.binary_into(op, xa.reshape(-1), ya.reshape(-1), out.reshape(-1))
     else:
