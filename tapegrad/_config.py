@@ -17,6 +17,12 @@ STAGE_RECORDS = 1 << 11
 ROTATE_RECORDS = 1 << 16
 # ... and past this many values (64 MiB) in its arena.
 ROTATE_VALUES = 1 << 23
+# Lazily computed results (see _tensor._lazy_record): at most this many elements for
+# + - * / and negation, and for tanh (computed by libm's tanh, ~8 ns per element, where NumPy's
+# vectorized one is faster on larger arrays).  TAPEGRAD_LAZY=0 computes every result at once.
+LAZY = os.environ.get("TAPEGRAD_LAZY") != "0"
+LAZY_ARITH = 1 << 16
+LAZY_TANH = 256
 
 
 def pin_blas_threads() -> None:

@@ -30,6 +30,7 @@ from . import _config
 from . import _tape as T
 
 _ids = itertools.count(1)
+_get_ident = threading.get_ident
 # The index maps (0, k) of the elements x[k], k < ELEMS, of 1-d tensors (the scalar code of
 # det_by_minor) sit at auxi[2k:2k + 2] of every aux table, written once per table: an
 # element's record finds its map at 2k, where a segment's first x[k] used to add it (~1 us
@@ -44,7 +45,7 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "fbulk", "cols", "bulk",
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
-                 "maps", "elem_at", "__weakref__")
+                 "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -60,6 +61,8 @@ class Segment:
         self.bulk = bulk
         self.badj = badj
         self.auxi = auxi
+        self.lock = threading.Lock()  # (flush)
+        self.owner = _get_ident()  # the thread that records into it
         self._reset()
 
     def __del__(self):
@@ -98,6 +101,8 @@ class Segment:
         self.dead = False
         self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
         self.elem_at = {}  # k -> the aux entry of element k's map (0, k), k >= ELEMS
+        self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy_unary)
+        self.lazy_off = 0  # no lazy records before record lazy_off (_tensor._lazy_value)
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -176,22 +181,36 @@ class Segment:
         return at
 
     def flush(self):
-        stage = self.stage
-        if not stage:
-            return
-        rows = len(stage) // T.W
-        start = self.nflushed
-        if start + rows > len(self.cols[0]):
-            self._grow_columns(start + rows)
-        side = self.side
-        st = state
-        args = (_packed(stage, st, 0), _packed(side, st, 1) if side else _EMPTY, start,
-                self.fbulk, *self.cols[:9])
-        _entry(T.flush, args)(*args)
-        self.nflushed = start + rows
-        self.fbulk = self.nbulk
-        stage.clear()
-        side.clear()
+        """Write the staged rows into the columns (computing lazy records' values).
+
+        Another thread may flush this segment (reading a lazy tensor's value, its grad_fn)
+        while the owner records into it: the lock keeps two flushes apart, the kernel holds
+        the GIL (so the owner's Python code, which may grow the arena, waits), the rows
+        flushed are those staged when it started (snapshots, then deleted from the front:
+        the owner may append meanwhile), and the next row's arena offset is where the
+        flushed ones end (the owner may have reserved a value whose row is not staged yet).
+        """
+        with self.lock:
+            stage = self.stage
+            k = len(stage)
+            if not k:
+                return
+            side = self.side
+            j = len(side)
+            if self.owner != _get_ident():
+                stage, side = stage[:k], side[:j]
+            rows = k // T.W
+            start = self.nflushed
+            if start + rows > len(self.cols[0]):
+                self._grow_columns(start + rows)
+            st = state
+            args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
+                    self.fbulk, *self.cols[:9], self.bulk)
+            self.fbulk = _entry(T.flush, args)(*args)
+            self.nflushed = start + rows
+            self.nlazy = 0
+            del self.stage[:k]
+            del self.side[:j]
 
     def _grow_columns(self, need):
         cap = len(self.cols[0])

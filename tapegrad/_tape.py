@@ -1195,6 +1195,15 @@ def relu_into(x, y):
 
 
 @njit(**NJIT_LEAF)
+def tanh_into(x, y):
+    """y = tanh(x) over 1-d float64 arrays, libm's (as the scalar path's math.tanh and a
+    lazily recorded tanh's, _lazy_values): NumPy's own tanh differs in the last bit for
+    ~40% of values, so small arrays use this one, whether recorded or not."""
+    for k in range(_u(x.size)):
+        y[k] = math.tanh(x[k])
+
+
+@njit(**NJIT_LEAF)
 def binary_into(op, x, z, y):
     """y = x + z, x - z or x * z (op ADD, SUB, MUL) over 1-d float64 arrays of one size.
     NumPy's multiply of two arrays took 37 us for 65 536 elements here, this loop 20 (add
@@ -1522,12 +1531,66 @@ W = 4
 SIDE = 1 << 10
 ARR = 1 << 11
 ELEM = 1 << 12
+LAZY = 1 << 13
+# the ops a record staged as op + LAZY may have: its values are computed by flush (below)
+LAZY_UNARY = (NEG, ADDC, SUBC, RSUBC, MULC, DIVC, TANH, SIN, COS)
+LAZY_BINARY = (ADD, SUB, MUL)
 
 
-@njit(**NJIT)
-def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
+@_j
+def _lazy_values(o, bulk, yu, xu, zu, mu, c):
+    """bulk[yu:yu + mu] = the values of a record staged lazily (op + LAZY), from its
+    operands' values at xu (and zu): the same arithmetic as the eager forward (NumPy's
+    IEEE + - * / and negation, the trig kernels' sin and cos, libm's tanh as
+    ``tanh_into``), so a value is the same bits whichever way it was computed."""
+    if o == MUL:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * bulk[zu + k]
+    elif o == ADD:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] + bulk[zu + k]
+    elif o == SUB:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] - bulk[zu + k]
+    elif o == MULC:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * c
+    elif o == ADDC:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] + c
+    elif o == SUBC:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] - c
+    elif o == RSUBC:
+        for k in range(mu):
+            bulk[yu + k] = c - bulk[xu + k]
+    elif o == DIVC:
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] / c
+    elif o == NEG:
+        for k in range(mu):
+            bulk[yu + k] = -bulk[xu + k]
+    elif o == TANH:
+        for k in range(mu):
+            bulk[yu + k] = math.tanh(bulk[xu + k])
+    else:  # SIN, COS: as sin_cos
+        cos = o == COS
+        for k in range(mu):
+            v = bulk[xu + k]
+            if abs(v) <= TRIG_LIMIT:
+                bulk[yu + k] = _sin_cos(v, cos)
+            else:
+                bulk[yu + k] = math.cos(v) if cos else math.sin(v)
+
+
+@njit(**{**NJIT, "nogil": False})
+def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
     """Copy staged rows into the columns, starting at record ``start``, whose values (if
-    it has more than one) start at ``bstart`` in the bulk arena."""
+    it has more than one) start at ``bstart`` in the bulk arena; returns where the values
+    of the next row start.  A row staged as op + LAZY (an ARR row whose values were not
+    computed) gets them computed here, from its operands' (earlier records, already
+    flushed): a record's values are in the arena once it is flushed.  It keeps the GIL
+    (Segment.flush: the owner thread must not grow the arena meanwhile)."""
     rows = stage.shape[0] // W
     j = 0
     ob = bstart
@@ -1537,6 +1600,9 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
         o = int(stage[k])
         a[i] = int(stage[k + 1])
         flags[i] = 0
+        lazy = o >= LAZY
+        if lazy:
+            o -= LAZY - ARR
         if o >= ELEM:
             o -= ELEM
             b[i] = -1
@@ -1576,7 +1642,11 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags):
             else:
                 c[i] = 0.0
                 b[i] = int(stage[k + 2])
+            if lazy:
+                _lazy_values(o, bulk, _u(off[i]), _u(off[a[i]]),
+                             _u(off[b[i]]) if b[i] >= 0 else _u(0), _u(n[i]), c[i])
         op[i] = o
+    return ob
 
 
 @_j
