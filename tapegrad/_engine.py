@@ -126,13 +126,13 @@ class Segment:
                     if c == 0.0:
                         self.stage.extend((op + T.ARR, ra, rb, m))
                         return self._staged(r)
+                self.side.extend((c, m, o, aux))  # (before the row: see flush)
                 self.stage.extend((op + T.SIDE, ra, rb, 0.0))
-                self.side.extend((c, m, o, aux))
                 return self._staged(r)
         unary = T.IS_UNARY[op]
         if aux != -1 or (c != 0.0 and not unary):
-            self.stage.extend((op + T.SIDE, ra, rb, value))
             self.side.extend((c, 1, -1, aux))
+            self.stage.extend((op + T.SIDE, ra, rb, value))
         else:
             self.stage.extend((op, ra, c if unary else rb, value))
         return self._staged(r)
@@ -152,8 +152,8 @@ class Segment:
                 self.bulk[o:o + m] = value
             else:  # NumPy broadcasts the assignment
                 self.bulk[o:o + m].reshape(shape)[...] = value
-        self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
         self.side.extend((0.0, m, o, at))
+        self.stage.extend((T.BROADCAST + T.SIDE, ra, -1, 0.0))
         return self._staged(r)
 
     def _staged(self, r):
@@ -187,10 +187,17 @@ class Segment:
         while the owner records into it: the lock keeps two flushes apart, the kernel holds
         the GIL (so the owner's Python code, which may grow the arena, waits), the rows
         flushed are those staged when it started (snapshots, then deleted from the front:
-        the owner may append meanwhile), and the next row's arena offset is where the
-        flushed ones end (the owner may have reserved a value whose row is not staged yet).
+        the owner may append meanwhile), the next row's arena offset is where the flushed
+        ones end (the owner may have reserved a value whose row is not staged yet), and a
+        row's side fields are staged before the row, so a flush in between leaves them for
+        the row (it deletes the side fields its rows used).
         """
         with self.lock:
+            self.flush_locked()
+
+    def flush_locked(self):
+        """flush, its lock held by the caller."""
+        if True:
             stage = self.stage
             k = len(stage)
             if not k:
@@ -206,11 +213,11 @@ class Segment:
             st = state
             args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
                     self.fbulk, *self.cols[:9], self.bulk)
-            self.fbulk = _entry(T.flush, args)(*args)
+            self.fbulk, used = _entry(T.flush, args)(*args)
             self.nflushed = start + rows
             self.nlazy = 0
             del self.stage[:k]
-            del self.side[:j]
+            del self.side[:used]
 
     def _grow_columns(self, need):
         cap = len(self.cols[0])
@@ -226,11 +233,12 @@ class Segment:
         cap = len(self.bulk)
         while cap < need:
             cap *= 2
-        for name in ("bulk", "badj"):
-            old = getattr(self, name)
-            fresh = np.empty(cap)
-            fresh[:self.nbulk] = old[:self.nbulk]
-            setattr(self, name, fresh)
+        with self.lock:  # not while another thread's flush writes lazy values (flush)
+            for name in ("bulk", "badj"):
+                old = getattr(self, name)
+                fresh = np.empty(cap)
+                fresh[:self.nbulk] = old[:self.nbulk]
+                setattr(self, name, fresh)
 
     # ------------------------------------------------------------ reading
     def adjoint(self, r):
@@ -243,7 +251,8 @@ class Segment:
 
     def mark(self, r, bit):
         self.flush()
-        self.cols[8][r] |= bit
+        with self.lock:  # (another thread's flush may grow the columns)
+            self.cols[8][r] |= bit
 
     def opcode(self, r):
         self.flush()

@@ -1587,9 +1587,10 @@ def _lazy_values(o, bulk, yu, xu, zu, mu, c):
 def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
     """Copy staged rows into the columns, starting at record ``start``, whose values (if
     it has more than one) start at ``bstart`` in the bulk arena; returns where the values
-    of the next row start.  A row staged as op + LAZY (an ARR row whose values were not
-    computed) gets them computed here, from its operands' (earlier records, already
-    flushed): a record's values are in the arena once it is flushed.  It keeps the GIL
+    of the next row start and how many side fields the rows used.  A row staged as
+    op + LAZY (an ARR row whose values were not computed) gets them computed here, from
+    its operands' (earlier records, already flushed): a record's values are in the arena
+    once it is flushed.  It keeps the GIL
     (Segment.flush: the owner thread must not grow the arena meanwhile)."""
     rows = stage.shape[0] // W
     j = 0
@@ -1646,7 +1647,7 @@ def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk
                 _lazy_values(o, bulk, _u(off[i]), _u(off[a[i]]),
                              _u(off[b[i]]) if b[i] >= 0 else _u(0), _u(n[i]), c[i])
         op[i] = o
-    return ob
+    return ob, j
 
 
 @_j

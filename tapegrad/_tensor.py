@@ -289,6 +289,8 @@ def _lazy_unary(op, x, c):
         return None
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
+        if sm.__class__ is not tuple:
+            return None  # (just made by another thread)
         m = sm[1]
         if m > _LAZY_MAX[op] or x._seg is not seg or x._x is not None:
             return None  # (the eager path reads its value and checks its version)
@@ -340,6 +342,8 @@ def _lazy_binary(op, x, y):
         return None
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
+        if sm.__class__ is not tuple:
+            return None  # (just made by another thread)
         m = sm[1]
         if m > _LAZY_MAX[op] or x._seg is not seg or x._x is not None:
             return None
@@ -357,7 +361,8 @@ def _lazy_binary(op, x, y):
         ra = -1
         xk = x
     if y.__class__ is _Lazy:
-        if _A_GET(y)[0] != shape or y._seg is not seg or y._x is not None:
+        sy = _A_GET(y)
+        if sy.__class__ is not tuple or sy[0] != shape or y._seg is not seg or y._x is not None:
             return None
         rb = y._rec
         yk = None
@@ -396,28 +401,32 @@ def _lazy_value(t):
     """The _a of a _Lazy tensor: its array, made from the arena's values on first use; the
     tensor is a plain Tensor from then on.  A record still staged whose operands' arrays
     hold their records' values (_settled) is computed here with NumPy, as the eager path
-    would have (a flush costs ~2 us: the staged list packed, a compiled call with a dozen arrays);
-    otherwise the flush computes every lazy record staged so far."""
+    would have (a flush costs ~2 us: the staged list packed, a compiled call with a dozen
+    arrays); otherwise the flush computes every lazy record staged so far.  Under the
+    segment's lock: another thread may be flushing it, or making this same value."""
     sm = _A_GET(t)
     if sm.__class__ is not tuple:
-        return sm  # (only while another thread materializes it)
+        return sm  # (made by another thread, whose __class__ assignment is still to come)
     seg = t._seg
-    a = None
-    with seg.lock:  # (another thread's flush would move the staged rows)
+    with seg.lock:
+        sm = _A_GET(t)
+        if sm.__class__ is not tuple:
+            return sm
+        a = None
         k = (t._rec - seg.nflushed) * 4
         if k >= 0:  # still staged: read soon after it was made
             if seg.nlazy < _LAZY_PAYS:  # too soon for laziness to pay: none for a while
                 seg.lazy_off = seg.nrec + _LAZY_PAUSE
             if sm[3] is not None:
                 a = _lazy_now(seg, k, sm)
-    if a is None:
-        seg.flush()  # computes every lazy record staged so far
-        o = sm[2]
-        a = seg.bulk[o:o + sm[1]].copy()
-        if len(sm[0]) != 1:
-            a = a.reshape(sm[0])
-    _A_SET(t, a)
-    t.__class__ = Tensor
+        if a is None:
+            seg.flush_locked()  # computes every lazy record staged so far
+            o = sm[2]
+            a = seg.bulk[o:o + sm[1]].copy()
+            if len(sm[0]) != 1:
+                a = a.reshape(sm[0])
+        _A_SET(t, a)
+        t.__class__ = Tensor
     return a
 
 
@@ -448,6 +457,8 @@ def _lazy_now(seg, k, sm):
     The record is then staged as a plain array record whose values are in the arena."""
     stage = seg.stage
     op = stage[k] - _LAZYBIT
+    if op < 0:
+        return None  # (computed already)
     xa = _settled(sm[3], seg, stage[k + 1])
     if xa is None:
         return None
@@ -893,8 +904,8 @@ def _trig_recorded(x, a, op):
     seg.nbulk = o + 2 * m
     r = seg.nrec
     seg.nrec = r + 1
+    seg.side.extend((0.0, m, o + m, -1))  # (before the row: see Segment.flush)
     seg.stage.extend(((T.COSC if op == T.COS else T.SINC) + _SIDE, ra, -1, 0.0))
-    seg.side.extend((0.0, m, o + m, -1))
     seg._staged(r)
     return _result(y, _F64, seg, r)
 
@@ -926,8 +937,9 @@ def _number(y):
     return y
 
 
-def _binary(op, x, y, reverse=False):
-    """x (a Tensor) op y (a Tensor or a Python number); ``reverse``: y op x."""
+def _binary(op, x, y, reverse=False, tried=False):
+    """x (a Tensor) op y (a Tensor or a Python number); ``reverse``: y op x.  ``tried``: the
+    caller (an operator) already tried a lazy result."""
     if not isinstance(y, Tensor):  # subclasses (nn.Parameter) are tensors too
         if not isinstance(y, _NUMBER):
             if isinstance(y, np.generic):
@@ -937,13 +949,13 @@ def _binary(op, x, y, reverse=False):
             else:
                 return NotImplemented
         if not isinstance(y, Tensor):
-            return _binary_number(op, x, y, reverse)
+            return _binary_number(op, x, y, reverse, tried)
     if reverse:
         x, y = y, x
     xv = x._v
     yv = y._v
     if T.ADD <= op <= T.MUL:
-        if (x._rg or y._rg) and xv is None and yv is None:
+        if (x._rg or y._rg) and xv is None and yv is None and not tried:
             t = _lazy_binary(op, x, y)  # small float64 arrays of one shape
             if t is not None:
                 return t
@@ -1041,7 +1053,7 @@ def _py_div0(a, b):
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def _binary_number(op, x, c, reverse):
+def _binary_number(op, x, c, reverse, tried=False):
     """x op c, or c op x with ``reverse``; c a Python number."""
     if reverse and op == T.DIV:  # c / x = reciprocal(x) * c, as PyTorch records it
         return _binary_number(T.MUL, x.reciprocal(), c, False)
@@ -1075,7 +1087,8 @@ def _binary_number(op, x, c, reverse):
             ra = x._rec if x._seg is seg else _ref(seg, x)
             return _result(v, D.float64, seg, seg.record(code, ra, -1, cf, v))
         return _result(v, D.float64)
-    if x._rg and T.ADDC <= code <= T.DIVC and (c.__class__ is float or c.__class__ is int):
+    if x._rg and not tried and T.ADDC <= code <= T.DIVC and (c.__class__ is float
+                                                             or c.__class__ is int):
         t = _lazy_unary(code, x, cf)  # (a small float64 array: recorded, computed later)
         if t is not None:
             return t
@@ -1880,10 +1893,10 @@ class Tensor:
             oc = other.__class__
             if oc is float or oc is int:
                 t = _lazy_unary(_ADDC, self, other)
-                return t if t is not None else _binary_number(T.ADD, self, other, False)
+                return t if t is not None else _binary_number(T.ADD, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
                 t = _lazy_binary(_ADD, self, other)
-                return t if t is not None else _binary(T.ADD, self, other)
+                return t if t is not None else _binary(T.ADD, self, other, False, True)
         elif other.__class__ is float or other.__class__ is int:
             return _binary_number(T.ADD, self, other, False)
         return _binary(T.ADD, self, other)
@@ -1896,6 +1909,7 @@ class Tensor:
             t = _lazy_unary(_ADDC, self, other)
             if t is not None:
                 return t
+            return _binary(T.ADD, self, other, True, True)
         return _binary(T.ADD, self, other, True)
 
     def __sub__(self, other):
@@ -1910,10 +1924,10 @@ class Tensor:
             oc = other.__class__
             if oc is float or oc is int:
                 t = _lazy_unary(_SUBC, self, other)
-                return t if t is not None else _binary_number(T.SUB, self, other, False)
+                return t if t is not None else _binary_number(T.SUB, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
                 t = _lazy_binary(_SUB, self, other)
-                return t if t is not None else _binary(T.SUB, self, other)
+                return t if t is not None else _binary(T.SUB, self, other, False, True)
         return _binary(T.SUB, self, other)
 
     def __rsub__(self, other):
@@ -1924,6 +1938,7 @@ class Tensor:
             t = _lazy_unary(_RSUBC, self, other)
             if t is not None:
                 return t
+            return _binary(T.SUB, self, other, True, True)
         return _binary(T.SUB, self, other, True)
 
     def __mul__(self, other):
@@ -1938,10 +1953,10 @@ class Tensor:
             oc = other.__class__
             if oc is float or oc is int:
                 t = _lazy_unary(_MULC, self, other)
-                return t if t is not None else _binary_number(T.MUL, self, other, False)
+                return t if t is not None else _binary_number(T.MUL, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
                 t = _lazy_binary(_MUL, self, other)
-                return t if t is not None else _binary(T.MUL, self, other)
+                return t if t is not None else _binary(T.MUL, self, other, False, True)
         elif other.__class__ is float or other.__class__ is int:
             return _binary_number(T.MUL, self, other, False)
         return _binary(T.MUL, self, other)
@@ -1954,6 +1969,7 @@ class Tensor:
             t = _lazy_unary(_MULC, self, other)
             if t is not None:
                 return t
+            return _binary(T.MUL, self, other, True, True)
         return _binary(T.MUL, self, other, True)
 
     def __truediv__(self, other):
@@ -1968,6 +1984,7 @@ class Tensor:
             t = _lazy_unary(_DIVC, self, other)
             if t is not None:
                 return t
+            return _binary(T.DIV, self, other, False, True)
         return _binary(T.DIV, self, other)
 
     def __rtruediv__(self, other):
@@ -2687,17 +2704,22 @@ class _Lazy(Tensor):
 
     @property
     def shape(self) -> Size:
-        return Size(_A_GET(self)[0])
+        return Size(_lazy_shape(self))
 
     @property
     def ndim(self) -> int:
-        return len(_A_GET(self)[0])
+        return len(_lazy_shape(self))
 
     def numel(self) -> int:
-        return _A_GET(self)[1]
+        return math.prod(_lazy_shape(self))
 
     def __len__(self) -> int:
-        return _A_GET(self)[0][0]
+        return _lazy_shape(self)[0]
+
+
+def _lazy_shape(t):
+    sm = _A_GET(t)
+    return sm[0] if sm.__class__ is tuple else sm.shape  # (made meanwhile by another thread)
 
 
 _Lazy.__name__ = _Lazy.__qualname__ = "Tensor"

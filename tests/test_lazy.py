@@ -447,33 +447,42 @@ def test_reading_lazy_values_while_their_thread_records_more():
 
     def worker():
         x = tapegrad.tensor(a, requires_grad=True)
-        y, want = x, a.copy()
+        y, want, acc = x, a.copy(), 0.0
         for k in range(n):
             y = (y * x if k % 3 else y * 0.99 + 0.01) if k % 7 else tapegrad.sin(y * 0.5)
             want = ((want * a if k % 3 else want * 0.99 + 0.01) if k % 7
                     else np.sin(want * 0.5))
+            if k % 13 == 0:  # records with side fields (a sum, a broadcast)
+                acc = acc + (y * x[k % 32]).sum()
             if k % 50 == 0:
                 out.put((y, want.copy()))
         out.put(None)
-        y.sum().backward()
+        (y.sum() + acc).backward()
         result["grad"] = x.grad.numpy().copy()
         result["y"] = want
 
-    th = threading.Thread(target=worker)
-    th.start()
-    checked = 0
-    while True:
-        item = out.get()
-        if item is None:
-            break
-        t, want = item
-        np.testing.assert_allclose(t.detach().numpy(), want, rtol=1e-12, atol=0)
-        checked += 1
-    th.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        th = threading.Thread(target=worker)
+        th.start()
+        checked = 0
+        while True:
+            item = out.get()
+            if item is None:
+                break
+            t, want = item
+            np.testing.assert_allclose(t.detach().numpy(), want, rtol=1e-12, atol=0)
+            checked += 1
+        th.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert checked == n // 50
     x = tapegrad.tensor(a, requires_grad=True)  # the same chain in this thread alone
-    y = x
+    y, acc = x, 0.0
     for k in range(n):
         y = (y * x if k % 3 else y * 0.99 + 0.01) if k % 7 else tapegrad.sin(y * 0.5)
-    y.sum().backward()
+        if k % 13 == 0:
+            acc = acc + (y * x[k % 32]).sum()
+    (y.sum() + acc).backward()
     np.testing.assert_array_equal(_bits(result["grad"]), _bits(x.grad.numpy()))
