@@ -31,6 +31,9 @@ from . import _tape as T
 
 _ids = itertools.count(1)
 _get_ident = threading.get_ident
+# set (for good) once a lazy tanh, sin or cos is recorded: the flush kernel that computes them
+# (_tape._make_flush) is compiled only then
+LAZY_TRIG = False
 # The index maps (0, k) of the elements x[k], k < ELEMS, of 1-d tensors (the scalar code of
 # det_by_minor) sit at auxi[2k:2k + 2] of every aux table, written once per table: an
 # element's record finds its map at 2k, where a segment's first x[k] used to add it (~1 us
@@ -213,7 +216,7 @@ class Segment:
             st = state
             args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
                     self.fbulk, *self.cols[:9], self.bulk)
-            self.fbulk, used = _entry(T.flush, args)(*args)
+            self.fbulk, used = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
             self.nflushed = start + rows
             self.nlazy = 0
             del self.stage[:k]

@@ -1197,7 +1197,7 @@ def relu_into(x, y):
 @njit(**NJIT_LEAF)
 def tanh_into(x, y):
     """y = tanh(x) over 1-d float64 arrays, libm's (as the scalar path's math.tanh and a
-    lazily recorded tanh's, _lazy_values): NumPy's own tanh differs in the last bit for
+    lazily recorded tanh's, _lazy_trig): NumPy's own tanh differs in the last bit for
     ~40% of values, so small arrays use this one, whether recorded or not."""
     for k in range(_u(x.size)):
         y[k] = math.tanh(x[k])
@@ -1538,11 +1538,12 @@ LAZY_BINARY = (ADD, SUB, MUL)
 
 
 @_j
-def _lazy_values(o, bulk, yu, xu, zu, mu, c):
+def _lazy_arith(o, bulk, yu, xu, zu, mu, c):
     """bulk[yu:yu + mu] = the values of a record staged lazily (op + LAZY), from its
-    operands' values at xu (and zu): the same arithmetic as the eager forward (NumPy's
-    IEEE + - * / and negation, the trig kernels' sin and cos, libm's tanh as
-    ``tanh_into``), so a value is the same bits whichever way it was computed."""
+    operands' values at xu (and zu), for + - * / and negation; False for the other lazy
+    ops (_lazy_trig).  The same arithmetic as the eager forward (NumPy's IEEE + - * / and
+    negation, the trig kernels' sin and cos, libm's tanh as ``tanh_into``), so a value is
+    the same bits whichever way it was computed."""
     if o == MUL:
         for k in range(mu):
             bulk[yu + k] = bulk[xu + k] * bulk[zu + k]
@@ -1570,7 +1571,15 @@ def _lazy_values(o, bulk, yu, xu, zu, mu, c):
     elif o == NEG:
         for k in range(mu):
             bulk[yu + k] = -bulk[xu + k]
-    elif o == TANH:
+    else:
+        return False
+    return True
+
+
+@_j
+def _lazy_trig(o, bulk, yu, xu, mu):
+    """As _lazy_arith, for tanh, sin and cos."""
+    if o == TANH:
         for k in range(mu):
             bulk[yu + k] = math.tanh(bulk[xu + k])
     else:  # SIN, COS: as sin_cos
@@ -1583,71 +1592,85 @@ def _lazy_values(o, bulk, yu, xu, zu, mu, c):
                 bulk[yu + k] = math.cos(v) if cos else math.sin(v)
 
 
-@njit(**{**NJIT, "nogil": False})
-def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
-    """Copy staged rows into the columns, starting at record ``start``, whose values (if
-    it has more than one) start at ``bstart`` in the bulk arena; returns where the values
-    of the next row start and how many side fields the rows used.  A row staged as
-    op + LAZY (an ARR row whose values were not computed) gets them computed here, from
-    its operands' (earlier records, already flushed): a record's values are in the arena
-    once it is flushed.  It keeps the GIL
-    (Segment.flush: the owner thread must not grow the arena meanwhile)."""
-    rows = stage.shape[0] // W
-    j = 0
-    ob = bstart
-    for r in range(rows):
-        k = r * W
-        i = start + r
-        o = int(stage[k])
-        a[i] = int(stage[k + 1])
-        flags[i] = 0
-        lazy = o >= LAZY
-        if lazy:
-            o -= LAZY - ARR
-        if o >= ELEM:
-            o -= ELEM
-            b[i] = -1
-            c[i] = 0.0
-            n[i] = 1
-            off[i] = -1
-            aux[i] = int(stage[k + 2])
-            val[i] = stage[k + 3]
-        elif SIDE <= o < ARR:
-            o -= SIDE
-            b[i] = int(stage[k + 2])
-            c[i] = side[j]
-            m = int(side[j + 1])
-            n[i] = m
-            off[i] = int(side[j + 2])
-            aux[i] = int(side[j + 3])
-            if m == 1:
-                val[i] = stage[k + 3]
-            else:
-                ob = off[i] + m
-            j += 4
-        else:
-            if o >= ARR:
-                o -= ARR
-                m = int(stage[k + 3])
-                n[i] = m
-                off[i] = ob
-                ob += m
-            else:
+def _make_flush(trig):
+    """The flush kernel; with ``trig``, lazy tanh, sin and cos rows too.  A process that
+    never records a lazy one never compiles their code into the flush (~2.5 s cold)."""
+
+    @njit(**{**NJIT, "nogil": False})
+    def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
+        """Copy staged rows into the columns, starting at record ``start``, whose values (if
+        it has more than one) start at ``bstart`` in the bulk arena; returns where the values
+        of the next row start and how many side fields the rows used.  A row staged as
+        op + LAZY (an ARR row whose values were not computed) gets them computed here, from
+        its operands' (earlier records, already flushed): a record's values are in the arena
+        once it is flushed.  It keeps the GIL
+        (Segment.flush: the owner thread must not grow the arena meanwhile)."""
+        rows = stage.shape[0] // W
+        j = 0
+        ob = bstart
+        for r in range(rows):
+            k = r * W
+            i = start + r
+            o = int(stage[k])
+            a[i] = int(stage[k + 1])
+            flags[i] = 0
+            lazy = o >= LAZY
+            if lazy:
+                o -= LAZY - ARR
+            if o >= ELEM:
+                o -= ELEM
+                b[i] = -1
+                c[i] = 0.0
                 n[i] = 1
                 off[i] = -1
+                aux[i] = int(stage[k + 2])
                 val[i] = stage[k + 3]
-            aux[i] = -1
-            if KIND[o] == UNARY:
-                c[i] = stage[k + 2]
-                b[i] = -1
-            else:
-                c[i] = 0.0
+            elif SIDE <= o < ARR:
+                o -= SIDE
                 b[i] = int(stage[k + 2])
-            if lazy:
-                _lazy_values(o, bulk, _u(off[i]), _u(off[a[i]]),
-                             _u(off[b[i]]) if b[i] >= 0 else _u(0), _u(n[i]), c[i])
-        op[i] = o
-    return ob, j
+                c[i] = side[j]
+                m = int(side[j + 1])
+                n[i] = m
+                off[i] = int(side[j + 2])
+                aux[i] = int(side[j + 3])
+                if m == 1:
+                    val[i] = stage[k + 3]
+                else:
+                    ob = off[i] + m
+                j += 4
+            else:
+                if o >= ARR:
+                    o -= ARR
+                    m = int(stage[k + 3])
+                    n[i] = m
+                    off[i] = ob
+                    ob += m
+                else:
+                    n[i] = 1
+                    off[i] = -1
+                    val[i] = stage[k + 3]
+                aux[i] = -1
+                if KIND[o] == UNARY:
+                    c[i] = stage[k + 2]
+                    b[i] = -1
+                else:
+                    c[i] = 0.0
+                    b[i] = int(stage[k + 2])
+                if lazy:
+                    yu, xu, mu = _u(off[i]), _u(off[a[i]]), _u(n[i])
+                    done = _lazy_arith(o, bulk, yu, xu, _u(off[b[i]]) if b[i] >= 0 else _u(0),
+                                       mu, c[i])
+                    if trig:  # (a constant: the other kernel never compiles tanh, sin, cos)
+                        if not done:
+                            _lazy_trig(o, bulk, yu, xu, mu)
+            op[i] = o
+        return ob, j
+
+    return flush
+
+
+flush = _make_flush(False)
+flush_trig = _make_flush(True)
 
 
 @_j

@@ -249,8 +249,9 @@ def _current():
 # copy of the arena's values) when anything reads _a.  A chain of such ops costs Python only
 # the staging and the Tensor: NumPy's call, its result array and the copy into the arena
 # (~2 us of the ~3 us an op on 16 elements took) are gone.  The values are the eager
-# forward's, bit for bit (_tape._lazy_values).  A tensor keeps its segment, whose arrays live
-# until the segment's last tensor dies, so the values are there whenever it asks.
+# forward's, bit for bit (_tape._lazy_arith, _tape._lazy_trig).  A tensor keeps its segment,
+# whose arrays live until the segment's last tensor dies, so the values are there whenever
+# it asks.
 
 def _lazy_limits():
     limits = [0] * len(T.OPS)
@@ -264,6 +265,7 @@ def _lazy_limits():
 
 _LAZY_MAX = _lazy_limits()
 _ADD, _SUB, _MUL = T.ADD, T.SUB, T.MUL
+_LAZY_TRIG = (T.TANH, T.SIN, T.COS)
 _ADDC, _SUBC, _RSUBC, _MULC, _DIVC = T.ADDC, T.SUBC, T.RSUBC, T.MULC, T.DIVC
 # A lazy record read while fewer than _LAZY_PAYS lazy records are staged (code that reads
 # each result soon, as a loop that tests y.norm() after each y = y * 2): the next
@@ -841,6 +843,8 @@ def _unary(x, op, c=0.0, d=0.0):
             return _result(y, D.float64, seg, seg.record(op, ra, -1, c, y, aux))
         return _result(y, D.float64)
     if x._rg and _LAZY_MAX[op]:
+        if not E.LAZY_TRIG and op in _LAZY_TRIG:
+            E.LAZY_TRIG = True  # (before the record: the flush must compute it)
         t = _lazy_unary(op, x, 0.0)  # a small float64 array: recorded, computed later
         if t is not None:
             return t
