@@ -360,6 +360,7 @@ def segment_full(seg: Segment) -> Segment:
         seg.limit *= 2
         return seg
     fresh = Segment()
+    fresh.lazy_off = max(0, seg.lazy_off - seg.nrec)  # (the pause goes on: _tensor._lazy_value)
     state.seg = fresh
     _drop_dead_imports(seg)
     return fresh
@@ -438,7 +439,8 @@ def _retire(seg: Segment) -> None:
         return
     seg.dead = True
     seg.imports = seg.retained = seg.modified = None
-    state.seg = Segment()
+    fresh = state.seg = Segment()
+    fresh.lazy_off = max(0, seg.lazy_off - seg.nrec)  # (the pause goes on: _tensor._lazy_value)
 
 
 # ---------------------------------------------------------------- backward
@@ -537,7 +539,8 @@ def _rotate_after_backward(cur):
     if cur.dead or state.tracing is not None or state.seg is not cur:
         return
     if 2 * cur.nrec >= cur.limit or 2 * cur.nbulk >= len(cur.bulk):
-        state.seg = Segment()
+        fresh = state.seg = Segment()
+        fresh.lazy_off = max(0, cur.lazy_off - cur.nrec)
 
 
 _blas_pinned = []

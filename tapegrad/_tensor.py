@@ -282,13 +282,11 @@ def _lazy_unary(op, x, c):
     _LAZY_MAX[op] elements; None when it may not be (the caller checked x._rg).  One
     function, everything inline: it is most of such an op's cost."""
     st = state
-    if not st.grad_enabled or st.tracing is not None:
-        return None
     seg = st.seg
+    if seg.nrec < seg.lazy_off or not st.grad_enabled or st.tracing is not None:
+        return None  # (paused first: the common refusal)
     if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
-    if seg.nrec < seg.lazy_off:
-        return None
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
         if sm.__class__ is not tuple:
@@ -335,13 +333,11 @@ def _lazy_binary(op, x, y):
     """x op y (+ - * of float64 arrays of one shape), recorded lazily; None when it may not
     be (the caller checked that x or y requires grad).  As _lazy_unary."""
     st = state
-    if not st.grad_enabled or st.tracing is not None:
-        return None
     seg = st.seg
+    if seg.nrec < seg.lazy_off or not st.grad_enabled or st.tracing is not None:
+        return None  # (paused first: the common refusal)
     if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
-    if seg.nrec < seg.lazy_off:
-        return None
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
         if sm.__class__ is not tuple:
