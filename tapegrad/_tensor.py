@@ -283,9 +283,10 @@ def _lazy_unary(op, x, c):
     function, everything inline: it is most of such an op's cost."""
     st = state
     seg = st.seg
-    if seg.nrec < seg.lazy_off or not st.grad_enabled or st.tracing is not None:
-        return None  # (paused first: the common refusal)
-    if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
+    r = seg.nrec
+    if r < seg.lazy_off or not st.grad_enabled:
+        return None  # (paused first: the common refusal; a trace's segment is always paused)
+    if r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
@@ -311,7 +312,7 @@ def _lazy_unary(op, x, c):
         seg._grow_bulk(o + m)
     seg.nbulk = o + m
     sm = (shape, m, o, x, None)
-    r = seg.nrec
+    r = seg.nrec  # (again: _ref may have recorded, current() may have rotated)
     seg.nrec = r + 1
     seg.nlazy += 1
     stage = seg.stage
@@ -334,9 +335,10 @@ def _lazy_binary(op, x, y):
     be (the caller checked that x or y requires grad).  As _lazy_unary."""
     st = state
     seg = st.seg
-    if seg.nrec < seg.lazy_off or not st.grad_enabled or st.tracing is not None:
-        return None  # (paused first: the common refusal)
-    if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
+    r = seg.nrec
+    if r < seg.lazy_off or not st.grad_enabled:
+        return None  # (paused first: the common refusal; a trace's segment is always paused)
+    if r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
     if x.__class__ is _Lazy:
         sm = _A_GET(x)
@@ -377,7 +379,7 @@ def _lazy_binary(op, x, y):
         seg._grow_bulk(o + m)
     seg.nbulk = o + m
     sm = (shape, m, o, xk, yk)
-    r = seg.nrec
+    r = seg.nrec  # (again: _ref may have recorded, current() may have rotated)
     seg.nrec = r + 1
     seg.nlazy += 1
     stage = seg.stage
@@ -822,8 +824,14 @@ _MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC,
 
 def _unary(x, op, c=0.0, d=0.0):
     """An elementwise op; c, d: the op's constants (slope, bounds, beta...)."""
-    spec = T.OPS[op]
     v = x._v
+    if v is None and x._rg and _LAZY_MAX[op]:
+        if not E.LAZY_TRIG and op in _LAZY_TRIG:
+            E.LAZY_TRIG = True  # (before the record: the flush must compute it)
+        t = _lazy_unary(op, x, 0.0)  # a small float64 array: recorded, computed later
+        if t is not None:
+            return t
+    spec = T.OPS[op]
     if v is not None:
         try:
             y = builtins.float(spec.py_fn(v) if not spec.nconst else spec.py_fn(v, c, d))
@@ -838,12 +846,6 @@ def _unary(x, op, c=0.0, d=0.0):
             aux = -1 if spec.nconst < 2 else seg.add_aux(_float_bits(d))
             return _result(y, D.float64, seg, seg.record(op, ra, -1, c, y, aux))
         return _result(y, D.float64)
-    if x._rg and _LAZY_MAX[op]:
-        if not E.LAZY_TRIG and op in _LAZY_TRIG:
-            E.LAZY_TRIG = True  # (before the record: the flush must compute it)
-        t = _lazy_unary(op, x, 0.0)  # a small float64 array: recorded, computed later
-        if t is not None:
-            return t
     dt = x._dt
     a = x._a
     if a.dtype is _F64NP and not spec.nconst:  # the common case, without the checks below
