@@ -52,7 +52,7 @@ class Segment:
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
-            cols, bulk, badj, auxi, used = _pool.pop()  # a training step never grows again
+            cols, bulk, badj, auxi, used, lock = _pool.pop()  # a training step never grows
             cols[8][:used] = 0  # flags of the records the last owner used
         except (IndexError, ValueError):
             cols = _new_columns(_config.SEGMENT_RECORDS)
@@ -60,11 +60,12 @@ class Segment:
             badj = np.empty(_config.SEGMENT_VALUES)
             auxi = np.empty(1024, dtype=np.int64)
             auxi[:ELEM_AUX] = _ELEM_MAPS  # kept by the pool and by add_aux's growth
+            lock = threading.Lock()
         self.cols = cols
         self.bulk = bulk
         self.badj = badj
         self.auxi = auxi
-        self.lock = threading.Lock()  # (flush)
+        self.lock = lock  # (flush; a dead segment's, free with its arrays)
         self.owner = _get_ident()  # the thread that records into it
         self._reset()
 
@@ -74,7 +75,7 @@ class Segment:
         # recorded graphs nobody can reach any more (at interpreter exit _pool may be gone)
         try:
             if len(_pool) < _POOL_SIZE:
-                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec))
+                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec, self.lock))
                 if len(_pool) > 1 and len(_pool[-2][1]) > len(self.bulk):
                     _pool.sort(key=_arena_size)
         except (NameError, TypeError):
@@ -195,8 +196,9 @@ class Segment:
         row's side fields are staged before the row, so a flush in between leaves them for
         the row (it deletes the side fields its rows used).
         """
-        with self.lock:
-            self.flush_locked()
+        if self.stage:  # (only the owner appends: empty stays empty for any other thread)
+            with self.lock:
+                self.flush_locked()
 
     def flush_locked(self):
         """flush, its lock held by the caller."""
@@ -216,7 +218,9 @@ class Segment:
             st = state
             args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
                     self.fbulk, *self.cols[:9], self.bulk)
-            self.fbulk, used = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
+            ends = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
+            self.fbulk = ends >> 20  # (one int, not a tuple to box: ~0.15 us per flush)
+            used = ends & 0xFFFFF
             self.nflushed = start + rows
             self.nlazy = 0
             del self.stage[:k]
@@ -360,7 +364,8 @@ def segment_full(seg: Segment) -> Segment:
         seg.limit *= 2
         return seg
     fresh = Segment()
-    fresh.lazy_off = max(0, seg.lazy_off - seg.nrec)  # (the pause goes on: _tensor._lazy_value)
+    if seg.lazy_off > seg.nrec:  # (the pause goes on: _tensor._lazy_value)
+        fresh.lazy_off = seg.lazy_off - seg.nrec
     state.seg = fresh
     _drop_dead_imports(seg)
     return fresh
@@ -440,7 +445,8 @@ def _retire(seg: Segment) -> None:
     seg.dead = True
     seg.imports = seg.retained = seg.modified = None
     fresh = state.seg = Segment()
-    fresh.lazy_off = max(0, seg.lazy_off - seg.nrec)  # (the pause goes on: _tensor._lazy_value)
+    if seg.lazy_off > seg.nrec:  # (the pause goes on: _tensor._lazy_value)
+        fresh.lazy_off = seg.lazy_off - seg.nrec
 
 
 # ---------------------------------------------------------------- backward
@@ -540,7 +546,8 @@ def _rotate_after_backward(cur):
         return
     if 2 * cur.nrec >= cur.limit or 2 * cur.nbulk >= len(cur.bulk):
         fresh = state.seg = Segment()
-        fresh.lazy_off = max(0, cur.lazy_off - cur.nrec)
+        if cur.lazy_off > cur.nrec:
+            fresh.lazy_off = cur.lazy_off - cur.nrec
 
 
 _blas_pinned = []

@@ -1600,7 +1600,8 @@ def _make_flush(trig):
     def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
         """Copy staged rows into the columns, starting at record ``start``, whose values (if
         it has more than one) start at ``bstart`` in the bulk arena; returns where the values
-        of the next row start and how many side fields the rows used.  A row staged as
+        of the next row start and how many side fields the rows used, as
+        ``ends << 20 | used``.  A row staged as
         op + LAZY (an ARR row whose values were not computed) gets them computed here, from
         its operands' (earlier records, already flushed): a record's values are in the arena
         once it is flushed.  It keeps the GIL
@@ -1664,7 +1665,7 @@ def _make_flush(trig):
                         if not done:
                             _lazy_trig(o, bulk, yu, xu, mu)
             op[i] = o
-        return ob, j
+        return ob << 20 | j  # (Segment.flush: side fields per flush < 2**20)
 
     return flush
 
