@@ -105,7 +105,7 @@ class Segment:
         self.dead = False
         self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
         self.elem_at = {}  # k -> the aux entry of element k's map (0, k), k >= ELEMS
-        self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy_unary)
+        self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy)
         self.lazy_off = 0  # no lazy records before record lazy_off (_tensor._lazy_value)
 
     # ------------------------------------------------------------ recording

@@ -1268,22 +1268,9 @@ def sin_cos_d(x, y, d, y2, cos):
 def _unary_values(o, bulk, yi, xi, m, c, d):
     """bulk[yi + k] = the unary op of bulk[xi + k] (replay)."""
     yu, xu, mu = _u(yi), _u(xi), _u(m)
-    if o == MULC:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] * c
-    elif o == ADDC:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] + c
-    elif o == SUBC:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] - c
-    elif o == DIVC:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] / c
-    elif o == NEG:
-        for k in range(mu):
-            bulk[yu + k] = -bulk[xu + k]
-    elif o == POWC and c == 2.0:  # as NumPy's power: a square is x * x
+    if _lazy_arith(o, bulk, yu, xu, _u(0), mu, c):  # + - * / a constant, negation
+        return
+    if o == POWC and c == 2.0:  # as NumPy's power: a square is x * x
         for k in range(mu):
             bulk[yu + k] = bulk[xu + k] * bulk[xu + k]
     elif (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):  # as the eager forward
@@ -1298,16 +1285,9 @@ def _unary_values(o, bulk, yi, xi, m, c, d):
 def _binary_values(o, bulk, yi, xi, zi, m, c):
     """bulk[yi + k] = bulk[xi + k] op bulk[zi + k] (replay)."""
     yu, xu, zu, mu = _u(yi), _u(xi), _u(zi), _u(m)
-    if o == ADD:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] + bulk[zu + k]
-    elif o == SUB:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] - bulk[zu + k]
-    elif o == MUL:
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] * bulk[zu + k]
-    elif o == DIV:
+    if _lazy_arith(o, bulk, yu, xu, zu, mu, c):  # + - *
+        return
+    if o == DIV:
         for k in range(mu):
             bulk[yu + k] = bulk[xu + k] / bulk[zu + k]
     else:

@@ -277,10 +277,11 @@ _LAZY_PAUSE = 512
 _LAZYBIT = T.LAZY
 
 
-def _lazy_unary(op, x, c):
-    """op of x (with the constant c), recorded lazily when x is a float64 array of 2 to
-    _LAZY_MAX[op] elements; None when it may not be (the caller checked x._rg).  One
-    function, everything inline: it is most of such an op's cost."""
+def _lazy(op, x, y, c):
+    """op of x (with the constant c), or x op y (+ - * of float64 arrays of one shape),
+    recorded lazily when x is a float64 array of 2 to _LAZY_MAX[op] elements; None when it
+    may not be (the caller checked that an operand requires grad).  One function,
+    everything inline: it is most of such an op's cost."""
     st = state
     seg = st.seg
     r = seg.nrec
@@ -295,61 +296,9 @@ def _lazy_unary(op, x, c):
         m = sm[1]
         if m > _LAZY_MAX[op] or x._seg is not seg or x._x is not None:
             return None  # (the eager path reads its value and checks its version)
-        ra = x._rec
-        shape = sm[0]
-        x = None  # (not kept: chains of lazy tensors would hold every link)
-    else:
-        a = x._a
-        if a is None or a.dtype is not _F64NP:
-            return None
-        m = a.size
-        if m > _LAZY_MAX[op] or m < 2:
-            return None
-        shape = a.shape
-        ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
-    o = seg.nbulk
-    if o + m > len(seg.bulk):
-        seg._grow_bulk(o + m)
-    seg.nbulk = o + m
-    sm = (shape, m, o, x, None)
-    r = seg.nrec  # (again: _ref may have recorded, current() may have rotated)
-    seg.nrec = r + 1
-    seg.nlazy += 1
-    stage = seg.stage
-    stage.extend((op + _LAZYBIT, ra, c, m))
-    if len(stage) >= _LIMIT:
-        seg.flush()
-    t = _new(_Lazy)
-    t._v = None
-    _A_SET(t, sm)
-    t._dt = _F64
-    t._rg = True
-    t._seg = seg
-    t._rec = r
-    t._x = None
-    return t
-
-
-def _lazy_binary(op, x, y):
-    """x op y (+ - * of float64 arrays of one shape), recorded lazily; None when it may not
-    be (the caller checked that x or y requires grad).  As _lazy_unary."""
-    st = state
-    seg = st.seg
-    r = seg.nrec
-    if r < seg.lazy_off or not st.grad_enabled:
-        return None  # (paused first: the common refusal; a trace's segment is always paused)
-    if r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
-        seg = E.current()
-    if x.__class__ is _Lazy:
-        sm = _A_GET(x)
-        if sm.__class__ is not tuple:
-            return None  # (just made by another thread)
-        m = sm[1]
-        if m > _LAZY_MAX[op] or x._seg is not seg or x._x is not None:
-            return None
         shape = sm[0]
         ra = x._rec
-        xk = None  # (lazy operands are not kept, see _lazy_unary)
+        xk = None  # (lazy operands are not kept: chains of them would hold every link)
     else:
         a = x._a
         if a is None or a.dtype is not _F64NP:
@@ -360,18 +309,20 @@ def _lazy_binary(op, x, y):
         shape = a.shape
         ra = -1
         xk = x
-    if y.__class__ is _Lazy:
-        sy = _A_GET(y)
-        if sy.__class__ is not tuple or sy[0] != shape or y._seg is not seg or y._x is not None:
-            return None
-        rb = y._rec
-        yk = None
-    else:
-        b = y._a
-        if b is None or b.dtype is not _F64NP or b.shape != shape:
-            return None
-        rb = y._rec if y._seg is seg and y._x is None else _ref(seg, y)
-        yk = y
+    yk = None
+    if y is not None:
+        if y.__class__ is _Lazy:
+            sy = _A_GET(y)
+            if (sy.__class__ is not tuple or sy[0] != shape or y._seg is not seg
+                    or y._x is not None):
+                return None
+            c = y._rec
+        else:
+            b = y._a
+            if b is None or b.dtype is not _F64NP or b.shape != shape:
+                return None
+            c = y._rec if y._seg is seg and y._x is None else _ref(seg, y)
+            yk = y
     if ra < 0:
         ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
     o = seg.nbulk
@@ -383,7 +334,7 @@ def _lazy_binary(op, x, y):
     seg.nrec = r + 1
     seg.nlazy += 1
     stage = seg.stage
-    stage.extend((op + _LAZYBIT, ra, rb, m))
+    stage.extend((op + _LAZYBIT, ra, c, m))  # c: the constant, or y's record
     if len(stage) >= _LIMIT:
         seg.flush()
     t = _new(_Lazy)
@@ -828,7 +779,7 @@ def _unary(x, op, c=0.0, d=0.0):
     if v is None and x._rg and _LAZY_MAX[op]:
         if not E.LAZY_TRIG and op in _LAZY_TRIG:
             E.LAZY_TRIG = True  # (before the record: the flush must compute it)
-        t = _lazy_unary(op, x, 0.0)  # a small float64 array: recorded, computed later
+        t = _lazy(op, x, None, 0.0)  # a small float64 array: recorded, computed later
         if t is not None:
             return t
     spec = T.OPS[op]
@@ -958,7 +909,7 @@ def _binary(op, x, y, reverse=False, tried=False):
     yv = y._v
     if T.ADD <= op <= T.MUL:
         if (x._rg or y._rg) and xv is None and yv is None and not tried:
-            t = _lazy_binary(op, x, y)  # small float64 arrays of one shape
+            t = _lazy(op, x, y, 0)  # small float64 arrays of one shape
             if t is not None:
                 return t
         # + - * on float64 arrays of one shape, or an array and a fast-path scalar
@@ -1091,7 +1042,7 @@ def _binary_number(op, x, c, reverse, tried=False):
         return _result(v, D.float64)
     if x._rg and not tried and T.ADDC <= code <= T.DIVC and (c.__class__ is float
                                                              or c.__class__ is int):
-        t = _lazy_unary(code, x, cf)  # (a small float64 array: recorded, computed later)
+        t = _lazy(code, x, None, cf)  # (a small float64 array: recorded, computed later)
         if t is not None:
             return t
     xa = x._a
@@ -1894,10 +1845,10 @@ class Tensor:
         elif self._rg:  # an array that requires grad: a lazy result if it may be
             oc = other.__class__
             if oc is float or oc is int:
-                t = _lazy_unary(_ADDC, self, other)
+                t = _lazy(_ADDC, self, None, other)
                 return t if t is not None else _binary_number(T.ADD, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
-                t = _lazy_binary(_ADD, self, other)
+                t = _lazy(_ADD, self, other, 0)
                 return t if t is not None else _binary(T.ADD, self, other, False, True)
         elif other.__class__ is float or other.__class__ is int:
             return _binary_number(T.ADD, self, other, False)
@@ -1908,7 +1859,7 @@ class Tensor:
         if sv is not None and (other.__class__ is float or other.__class__ is int):
             return _scalar_c(T.ADDC, self, other, other + sv)
         if sv is None and self._rg and (other.__class__ is float or other.__class__ is int):
-            t = _lazy_unary(_ADDC, self, other)
+            t = _lazy(_ADDC, self, None, other)
             if t is not None:
                 return t
             return _binary(T.ADD, self, other, True, True)
@@ -1925,10 +1876,10 @@ class Tensor:
         elif self._rg:
             oc = other.__class__
             if oc is float or oc is int:
-                t = _lazy_unary(_SUBC, self, other)
+                t = _lazy(_SUBC, self, None, other)
                 return t if t is not None else _binary_number(T.SUB, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
-                t = _lazy_binary(_SUB, self, other)
+                t = _lazy(_SUB, self, other, 0)
                 return t if t is not None else _binary(T.SUB, self, other, False, True)
         return _binary(T.SUB, self, other)
 
@@ -1937,7 +1888,7 @@ class Tensor:
         if sv is not None and (other.__class__ is float or other.__class__ is int):
             return _scalar_c(T.RSUBC, self, other, other - sv)
         if sv is None and self._rg and (other.__class__ is float or other.__class__ is int):
-            t = _lazy_unary(_RSUBC, self, other)
+            t = _lazy(_RSUBC, self, None, other)
             if t is not None:
                 return t
             return _binary(T.SUB, self, other, True, True)
@@ -1954,10 +1905,10 @@ class Tensor:
         elif self._rg:
             oc = other.__class__
             if oc is float or oc is int:
-                t = _lazy_unary(_MULC, self, other)
+                t = _lazy(_MULC, self, None, other)
                 return t if t is not None else _binary_number(T.MUL, self, other, False, True)
             if oc is _Lazy or oc is Tensor:
-                t = _lazy_binary(_MUL, self, other)
+                t = _lazy(_MUL, self, other, 0)
                 return t if t is not None else _binary(T.MUL, self, other, False, True)
         elif other.__class__ is float or other.__class__ is int:
             return _binary_number(T.MUL, self, other, False)
@@ -1968,7 +1919,7 @@ class Tensor:
         if sv is not None and (other.__class__ is float or other.__class__ is int):
             return _scalar_c(T.MULC, self, other, other * sv)
         if sv is None and self._rg and (other.__class__ is float or other.__class__ is int):
-            t = _lazy_unary(_MULC, self, other)
+            t = _lazy(_MULC, self, None, other)
             if t is not None:
                 return t
             return _binary(T.MUL, self, other, True, True)
@@ -1983,7 +1934,7 @@ class Tensor:
             if oc is Tensor and other._v:  # a nonzero fast-path scalar
                 return _scalar_b(T.DIV, self, other, sv / other._v)
         elif self._rg and (other.__class__ is float or other.__class__ is int):
-            t = _lazy_unary(_DIVC, self, other)
+            t = _lazy(_DIVC, self, None, other)
             if t is not None:
                 return t
             return _binary(T.DIV, self, other, False, True)
@@ -2697,7 +2648,7 @@ _A_SET = Tensor.__dict__["_a"].__set__
 
 
 class _Lazy(Tensor):
-    """A Tensor whose value the tape computes (see _lazy_unary): until something reads its
+    """A Tensor whose value the tape computes (see _lazy): until something reads its
     _a, that slot holds (shape, number of elements); then it holds the array and the object
     is a plain Tensor (same slots, so __class__ can change).  It is named Tensor too."""
 

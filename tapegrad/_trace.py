@@ -112,7 +112,7 @@ def _record(fn, arrays):
         raise TraceError("tapegrad.trace: traces do not nest (trace a function that itself "
                          "calls trace)")
     seg = E.Segment()
-    seg.lazy_off = 1 << 62  # no lazy records (_tensor._lazy_unary): constant folding reads values
+    seg.lazy_off = 1 << 62  # no lazy records (_tensor._lazy): constant folding reads values
     rec = _Recording(seg)
     saved = st.seg, st.grad_enabled
     st.seg, st.tracing, st.grad_enabled = seg, rec, True

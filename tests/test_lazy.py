@@ -1,6 +1,5 @@
 """Lazily computed results: recorded ops on small float64 arrays whose values the flush
-computes (``_tensor._lazy_unary``, ``_tensor._lazy_binary``, ``_tape._lazy_arith``,
-``_tape._lazy_trig``).
+computes (``_tensor._lazy``, ``_tape._lazy_arith``, ``_tape._lazy_trig``).
 
 A lazy result must be indistinguishable from an eager one: the same bits as the op computed
 at once (under ``no_grad``, or with ``TAPEGRAD_LAZY=0``), the same gradients (against PyTorch
