@@ -202,29 +202,28 @@ class Segment:
 
     def flush_locked(self):
         """flush, its lock held by the caller."""
-        if True:
-            stage = self.stage
-            k = len(stage)
-            if not k:
-                return
-            side = self.side
-            j = len(side)
-            if self.owner != _get_ident():
-                stage, side = stage[:k], side[:j]
-            rows = k // T.W
-            start = self.nflushed
-            if start + rows > len(self.cols[0]):
-                self._grow_columns(start + rows)
-            st = state
-            args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
-                    self.fbulk, *self.cols[:9], self.bulk)
-            ends = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
-            self.fbulk = ends >> 20  # (one int, not a tuple to box: ~0.15 us per flush)
-            used = ends & 0xFFFFF
-            self.nflushed = start + rows
-            self.nlazy = 0
-            del self.stage[:k]
-            del self.side[:used]
+        stage = self.stage
+        k = len(stage)
+        if not k:
+            return
+        side = self.side
+        j = len(side)
+        if self.owner != _get_ident():
+            stage, side = stage[:k], side[:j]
+        rows = k // T.W
+        start = self.nflushed
+        if start + rows > len(self.cols[0]):
+            self._grow_columns(start + rows)
+        st = state
+        args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
+                self.fbulk, *self.cols[:9], self.bulk)
+        ends = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
+        self.fbulk = ends >> 20  # (one int, not a tuple to box: ~0.15 us per flush)
+        used = ends & 0xFFFFF
+        self.nflushed = start + rows
+        self.nlazy = 0
+        del self.stage[:k]
+        del self.side[:used]
 
     def _grow_columns(self, need):
         cap = len(self.cols[0])
