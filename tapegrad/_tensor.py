@@ -428,8 +428,7 @@ def _lazy_now(seg, k, sm):
     elif op == T.SIN or op == T.COS:
         a = _sin_cos(xa, op == T.COS)
     elif op == T.TANH:
-        a = np.empty(xa.shape)
-        T.tanh_into(xa.reshape(-1), a.reshape(-1))
+        a = _tanh(xa)
     elif op == T.NEG:
         a = np.negative(xa)
     else:
@@ -805,8 +804,7 @@ def _unary(x, op, c=0.0, d=0.0):
                 return _trig_recorded(x, a, op)  # (smaller: the sweep's trig costs less)
             y = _sin_cos(a, op == T.COS)
         elif op == T.TANH and a.size <= _config.LAZY_TANH:  # libm's, as a lazy tanh's
-            y = np.empty(a.shape)
-            T.tanh_into(a.reshape(-1), y.reshape(-1))
+            y = _tanh(a)
         elif op in _MAY_WARN:
             y = _quiet(spec.np_fn, a)
         else:
@@ -868,6 +866,13 @@ def _sin_cos(a, cos):
     call libm per element, ~3x slower here, and warn on inf)."""
     out = np.empty(a.shape)
     T.sin_cos(a.ravel(), out.reshape(-1), cos)
+    return out
+
+
+def _tanh(a):
+    """tanh of a float64 array, libm's (_tape.tanh_into): what a lazy tanh computes."""
+    out = np.empty(a.shape)
+    T.tanh_into(a.reshape(-1), out.reshape(-1))
     return out
 
 
