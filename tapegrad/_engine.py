@@ -489,20 +489,85 @@ def _run_backward(roots, seeds, retain_graph, capture, on_leaf):
         if seg.dead:
             raise RuntimeError(_FREED_MSG)
         pending.setdefault(seg, []).append((t._rec, g))
-    current_swept = False
+    _drain(pending, roots, retain_graph, capture, on_leaf, False)
+
+
+def _drain(pending, roots, retain_graph, capture, on_leaf, current_swept):
+    """Sweep the segments of ``pending`` (segment -> seeds), newest first, then retire or
+    rotate the current segment (``current_swept``: it was swept already and not retired)."""
     while pending:
         seg = next(iter(pending)) if len(pending) == 1 else max(pending, key=_newest)
         _sweep_segment(seg, pending.pop(seg), retain_graph, capture, on_leaf, pending)
-        if seg is state.seg:
-            if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
-                _retire(seg)
-            else:
-                current_swept = True
+        current_swept = _swept(seg, retain_graph) or current_swept
     seg = None
     if current_swept:
         if not retain_graph:
             _retire_if_only_roots(state.seg, roots)
         _rotate_after_backward(state.seg)
+
+
+def _swept(seg, retain_graph) -> bool:
+    """After seg's sweep: retire it if it is the current segment and every record is freed.
+    True when it is the current segment and stays it."""
+    if seg is not state.seg:
+        return False
+    if not retain_graph and seg.nfreed + seg.nconst >= seg.nrec:
+        _retire(seg)
+        return False
+    return True
+
+
+def backward_scalar(t) -> bool:
+    """``t.backward()`` for a fast-path 0-d float64 ``t`` recorded in the current segment
+    (scalar code's ``loss.backward()``): run_backward's common case with less Python (the
+    root seeded in place, one kernel call, one leaf's gradient accumulated here: a 29-record
+    graph's backward 15.5 -> 11.9 us).  False, with nothing done, when the segment holds
+    what only the general path handles (tensor hooks, custom Functions, retained or modified
+    tensors) or a trace is recording."""
+    seg = t._seg
+    st = state
+    if seg.hooked or seg.callbacks or seg.retained or seg.modified or st.tracing is not None:
+        return False
+    seg.flush()
+    cols = seg.cols
+    r = t._rec
+    flags = cols[8]
+    if flags[r] & T.REACHED:
+        return False
+    mode = st.grad_enabled
+    st.grad_enabled = False
+    _running.append(None)
+    try:
+        cols[9][r] = 1.0
+        flags[r] |= T.REACHED
+        hits = st.hits
+        if len(hits) <= seg.nrec:
+            hits = st.hits = np.empty(2 * seg.nrec + 1, dtype=np.int64)
+        args = (*cols, seg.bulk, seg.badj, seg.auxi, r, 1, False, hits, _NO_RECORDS,
+                _NO_RECORDS, -1)
+        first = _entry(_kernel[0], args)(*args)
+        pending: dict[Segment, list] = {}
+        nh = first[3]
+        if first[0] == T.DONE and nh == 1 and cols[0][hits[0]] == T.LEAF:
+            seg.nfreed += first[2]
+            h = hits[0]  # (one leaf reached: the scalar code of one input vector)
+            m = cols[5][h]
+            g = cols[9][h:h + 1].copy() if m == 1 else seg.badj[cols[6][h]:cols[6][h] + m].copy()
+            _deliver_leaf(seg.leaves[h], g, None, _accumulate)
+        else:
+            _sweep_loop(seg, r, 0, -1, False, None, _accumulate, pending, hits, _NO_RECORDS,
+                        _NO_RECORDS, first)
+        swept = _swept(seg, False)
+        seg = None  # (_retire_if_only_roots counts the references to it)
+        _drain(pending, (t,), False, None, _accumulate, swept)
+    finally:
+        st.grad_enabled = mode
+        _running.pop()
+    return True
+
+
+def _accumulate(t, g):
+    t._accumulate_grad(g)
 
 
 def _newest(seg):
@@ -575,7 +640,7 @@ def pin_blas_once() -> None:
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     """Sweep one segment from its seeds; Python runs only at hooks, Functions and hits."""
     seg.flush()
-    op, a, b, c, val, n, off, aux, flags, adj = seg.cols
+    flags = seg.cols[8]
     marked = _mark_captures(seg, capture) if capture else []
     npend = 0
     start = 0
@@ -591,40 +656,51 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
         mat = np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
     else:
         mrec = mat = _NO_RECORDS
-    outputs: dict = {}  # PYFUNC record -> {output index: adjoint}, for Function.backward
-    skip = -1
     try:
-        while True:
-            args = (op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
-                    start, npend, bool(retain), hits, mrec, mat, skip)
-            status, at, nfree, nh, npend = _entry(_kernel[0], args)(*args)
-            seg.nfreed += nfree
-            _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
-            if status == T.DONE:
-                break
-            if status == T.AT_OTHER:  # the full kernel from now on, after this record
-                _kernel[0] = T.sweep
-                st, r, new = T._other_adjoint(at, op, a, b, c, val, n, off, aux, flags, adj,
-                                              seg.bulk, seg.badj, seg.auxi, mrec, mat)
-                pin_blas_once()
-                if st != T.DONE:
-                    T.clear_reached(flags, at)
-                    raise _sweep_error(seg, st, r)
-                npend += new
-                start, skip = at - 1, -1
-            elif status == T.AT_HOOK:
-                _run_hooks(seg, at)
-                start = skip = at
-            elif status == T.AT_CALLBACK:
-                npend += _run_function(seg, at, outputs.pop(at, {}))
-                start, skip = at - 1, -1
-            else:
-                T.clear_reached(flags, start)
-                raise _sweep_error(seg, status, at)
+        _sweep_loop(seg, start, npend, -1, retain, capture, on_leaf, pending, hits, mrec, mat)
     finally:
         for r in marked:
             if r not in seg.retained:
                 flags[r] &= 0xFF ^ T.CAPTURE
+
+
+def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits, mrec, mat,
+                first=None):
+    """The kernel calls of one segment's sweep, from record ``start`` down, and the Python
+    work at each stop.  ``first``: the first call's result, when the caller made it."""
+    op, a, b, c, val, n, off, aux, flags, adj = seg.cols
+    outputs: dict = {}  # PYFUNC record -> {output index: adjoint}, for Function.backward
+    while True:
+        if first is None:
+            args = (op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
+                    start, npend, bool(retain), hits, mrec, mat, skip)
+            status, at, nfree, nh, npend = _entry(_kernel[0], args)(*args)
+        else:
+            status, at, nfree, nh, npend = first
+            first = None
+        seg.nfreed += nfree
+        _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
+        if status == T.DONE:
+            break
+        if status == T.AT_OTHER:  # the full kernel from now on, after this record
+            _kernel[0] = T.sweep
+            st, r, new = T._other_adjoint(at, op, a, b, c, val, n, off, aux, flags, adj,
+                                          seg.bulk, seg.badj, seg.auxi, mrec, mat)
+            pin_blas_once()
+            if st != T.DONE:
+                T.clear_reached(flags, at)
+                raise _sweep_error(seg, st, r)
+            npend += new
+            start, skip = at - 1, -1
+        elif status == T.AT_HOOK:
+            _run_hooks(seg, at)
+            start = skip = at
+        elif status == T.AT_CALLBACK:
+            npend += _run_function(seg, at, outputs.pop(at, {}))
+            start, skip = at - 1, -1
+        else:
+            T.clear_reached(flags, start)
+            raise _sweep_error(seg, status, at)
 
 
 def seed(seg, r, g) -> int:

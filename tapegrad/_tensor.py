@@ -1725,6 +1725,10 @@ class Tensor:
                     ox.vc[0] += 1
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if (self._v is not None and gradient is None and inputs is None and not retain_graph
+                and not create_graph and self._seg is state.seg and self._dt is _F64
+                and self._x is None and E.backward_scalar(self)):
+            return  # (a scalar loss of the current segment, the common case: E.backward_scalar)
         backward = _autograd_backward[0]
         if backward is None:  # tapegrad.autograd imports this module: bound at first use
             from .autograd import backward
