@@ -519,15 +519,14 @@ def _swept(seg, retain_graph) -> bool:
 
 def backward_scalar(t) -> bool:
     """``t.backward()`` for a fast-path 0-d float64 ``t`` recorded in the current segment
-    (scalar code's ``loss.backward()``): run_backward's common case with less Python (the
-    root seeded in place, one kernel call, one leaf's gradient accumulated here: a 29-record
-    graph's backward 15.5 -> 11.9 us).  False, with nothing done, when the segment holds
-    what only the general path handles (tensor hooks, custom Functions, retained or modified
-    tensors) or a trace is recording."""
-    seg = t._seg
+    (scalar code's ``loss.backward()``): run_backward's work with less Python (the root
+    seeded in place, one kernel call, a lone leaf's gradient accumulated here, any other
+    stop or hit handed to the general loop: a 29-record graph's backward 15.5 -> 11.9 us).
+    False, with nothing done, while a trace records."""
     st = state
-    if seg.hooked or seg.callbacks or seg.retained or seg.modified or st.tracing is not None:
+    if st.tracing is not None:
         return False
+    seg = t._seg
     seg.flush()
     cols = seg.cols
     r = t._rec
@@ -543,20 +542,21 @@ def backward_scalar(t) -> bool:
         hits = st.hits
         if len(hits) <= seg.nrec:
             hits = st.hits = np.empty(2 * seg.nrec + 1, dtype=np.int64)
-        args = (*cols, seg.bulk, seg.badj, seg.auxi, r, 1, False, hits, _NO_RECORDS,
-                _NO_RECORDS, -1)
+        if seg.modified:
+            mrec, mat = _modified(seg)
+        else:
+            mrec = mat = _NO_RECORDS
+        args = (*cols, seg.bulk, seg.badj, seg.auxi, r, 1, False, hits, mrec, mat, -1)
         first = _entry(_kernel[0], args)(*args)
         pending: dict[Segment, list] = {}
-        nh = first[3]
-        if first[0] == T.DONE and nh == 1 and cols[0][hits[0]] == T.LEAF:
+        if first[0] == T.DONE and first[3] == 1 and cols[0][hits[0]] == T.LEAF:
             seg.nfreed += first[2]
             h = hits[0]  # (one leaf reached: the scalar code of one input vector)
             m = cols[5][h]
             g = cols[9][h:h + 1].copy() if m == 1 else seg.badj[cols[6][h]:cols[6][h] + m].copy()
             _deliver_leaf(seg.leaves[h], g, None, _accumulate)
         else:
-            _sweep_loop(seg, r, 0, -1, False, None, _accumulate, pending, hits, _NO_RECORDS,
-                        _NO_RECORDS, first)
+            _sweep_loop(seg, r, 0, -1, False, None, _accumulate, pending, hits, mrec, mat, first)
         swept = _swept(seg, False)
         seg = None  # (_retire_if_only_roots counts the references to it)
         _drain(pending, (t,), False, None, _accumulate, swept)
@@ -652,8 +652,7 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     if len(hits) <= seg.nrec:  # after this one's hits were handed over)
         hits = state.hits = np.empty(2 * seg.nrec + 1, dtype=np.int64)
     if seg.modified:
-        mrec = np.array(sorted(seg.modified), dtype=np.int64)
-        mat = np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
+        mrec, mat = _modified(seg)
     else:
         mrec = mat = _NO_RECORDS
     try:
@@ -662,6 +661,13 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
         for r in marked:
             if r not in seg.retained:
                 flags[r] &= 0xFF ^ T.CAPTURE
+
+
+def _modified(seg):
+    """The records of seg modified in place (sorted) and the first record after each
+    modification, as the sweep's stale checks take them."""
+    mrec = np.array(sorted(seg.modified), dtype=np.int64)
+    return mrec, np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
 
 
 def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits, mrec, mat,

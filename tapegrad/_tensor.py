@@ -39,6 +39,7 @@ _grad_lock = threading.Lock()
 
 
 class _Extra:
+    # (Tensor.__getitem__ makes an element's inline: a field added here is set there too)
     __slots__ = ("grad", "lc", "vc", "rver", "base", "retain", "hooks", "alias", "elem", "elems")
 
     def __init__(self, vc=None, base=None, alias=None, elem=None):
@@ -2535,7 +2536,68 @@ class Tensor:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
             k = index if index >= 0 else index + n
             if self._rg and self._dt is _F64 and state.grad_enabled:
-                return _element(self, a, k)
+                # self[k] for a 1-d float64 self that requires grad, the indexing of scalar
+                # code (most of det_by_minor's forward), inline: a fast-path scalar that
+                # remembers its owner, so that an in-place op on it becomes a write through a
+                # view (_as_view), and that writes to the owner's root refresh
+                # (_refresh_elements: the root keeps weak references to its live elements)
+                seg = state.seg
+                if seg.nrec >= seg.limit:  # as _scalar_c: an element adds no values to the arena
+                    seg = E.current()
+                ox = self._x
+                if ox is None:
+                    ox = _extra(self)
+                if self._seg is seg and ox.rver == ox.vc[0]:
+                    ra = self._rec
+                else:
+                    lc = ox.lc  # a leaf's LEAF record in this segment, as _bind finds it
+                    if (lc is not None and self._seg is None and lc[0] == seg.id
+                            and lc[2] == ox.vc[0] and not ox.vc[1]):
+                        ra = lc[1]
+                    else:
+                        ra = _bind(seg, self)
+                if k < _ELEMS:
+                    at = k + k  # the maps of the first elements are in every aux table (E.ELEMS)
+                else:
+                    at = seg.elem_at.get(k)
+                    if at is None:
+                        at = seg.elem_at[k] = seg.shared_aux((0, k))
+                v = a.item(k)
+                r = seg.nrec
+                seg.nrec = r + 1
+                stage = seg.stage
+                stage.extend((_SELECT_ELEM, ra, at, v))
+                if len(stage) >= _LIMIT:
+                    seg.flush()
+                t = _new(Tensor)
+                t._v = v
+                t._a = None
+                t._dt = _F64
+                t._rg = True
+                t._rec = r
+                t._seg = seg
+                root = ox.base
+                if root is None:
+                    root = self
+                    rx = ox
+                else:
+                    rx = _extra(root)
+                e = t._x = _new(_Extra)  # (_Extra(ox.vc, root, None, (self, k)), without the call)
+                e.grad = e.lc = e.hooks = e.alias = e.elems = None
+                e.vc = vc = ox.vc
+                e.rver = vc[0]
+                e.base = root
+                e.retain = False
+                e.elem = (self, k)
+                elems = rx.elems
+                if elems is None:
+                    rx.elems = [_weakref(t)]
+                else:
+                    m = len(elems)
+                    if m >= 4096 and not m & (m - 1):  # prune the dead ones at each power of
+                        elems[:] = [w for w in elems if w() is not None]  # two: O(1) amortized
+                    elems.append(_weakref(t))
+                return t
             if not (self._rg and state.grad_enabled):
                 return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
         elif (index.__class__ is slice and self._a is not None and self._a.ndim == 1
@@ -2913,66 +2975,6 @@ def _slice_1d(t, a, index):
     view = a[index]
     start, _, step = index.indices(a.shape[0])
     return t._view_result(view, T.SLICE, (1, start, view.shape[0], step))
-
-
-def _element(owner, a, k):
-    """owner[k] for a 1-d float64 owner that requires grad (Tensor.__getitem__'s fast path,
-    the indexing of scalar code): a fast-path scalar that remembers its owner, so that an
-    in-place op on it becomes a write through a view (_as_view), and that writes to the
-    owner's root refresh (_refresh_elements: the root keeps weak references to its live
-    elements).  Written inline (~0.6 us less than through Segment.record and helpers): x[k]
-    is most of det_by_minor's forward."""
-    seg = state.seg
-    if seg.nrec >= seg.limit:  # as _scalar_c: an element adds no values to the arena
-        seg = E.current()
-    ox = owner._x
-    if ox is None:
-        ox = _extra(owner)
-    if owner._seg is seg and ox.rver == ox.vc[0]:
-        ra = owner._rec
-    else:
-        lc = ox.lc  # a leaf's LEAF record in this segment, as _bind finds it
-        if (lc is not None and owner._seg is None and lc[0] == seg.id and lc[2] == ox.vc[0]
-                and not ox.vc[1]):
-            ra = lc[1]
-        else:
-            ra = _bind(seg, owner)
-    if k < _ELEMS:
-        at = k + k  # the maps of the first elements are in every aux table (E.ELEMS)
-    else:
-        at = seg.elem_at.get(k)
-        if at is None:
-            at = seg.elem_at[k] = seg.shared_aux((0, k))
-    v = a.item(k)
-    r = seg.nrec
-    seg.nrec = r + 1
-    stage = seg.stage
-    stage.extend((_SELECT_ELEM, ra, at, v))
-    if len(stage) >= _LIMIT:
-        seg.flush()
-    t = _new(Tensor)
-    t._v = v
-    t._a = None
-    t._dt = _F64
-    t._rg = True
-    t._rec = r
-    t._seg = seg
-    root = ox.base
-    if root is None:
-        root = owner
-        rx = ox
-    else:
-        rx = _extra(root)
-    t._x = _Extra(ox.vc, root, None, (owner, k))
-    elems = rx.elems
-    if elems is None:
-        rx.elems = [_weakref(t)]
-    else:
-        m = len(elems)
-        if m >= 4096 and not m & (m - 1):  # prune the dead ones at each power of two: O(1)
-            elems[:] = [w for w in elems if w() is not None]  # per element amortized
-        elems.append(_weakref(t))
-    return t
 
 
 _SELECT_ELEM = T.SELECT + T.ELEM
