@@ -517,12 +517,13 @@ def _swept(seg, retain_graph) -> bool:
     return True
 
 
-def backward_scalar(t) -> bool:
-    """``t.backward()`` for a fast-path 0-d float64 ``t`` recorded in the current segment
-    (scalar code's ``loss.backward()``): run_backward's work with less Python (the root
-    seeded in place, one kernel call, a lone leaf's gradient accumulated here, any other
-    stop or hit handed to the general loop: a 29-record graph's backward 15.5 -> 11.9 us).
-    False, with nothing done, while a trace records."""
+def backward_lane(t, g=None) -> bool:
+    """``t.backward()`` (``t`` a fast-path 0-d float64) or ``t.backward(gradient)`` (``g``: the
+    gradient's values, flat float64 of t's size) for a ``t`` recorded in the current segment:
+    run_backward's work with less Python (the root seeded in place, one kernel call, a lone
+    leaf's gradient accumulated here, any other stop or hit handed to the general loop: a
+    29-record graph's backward 15.5 -> 11.9 us).  False, with nothing done, while a trace
+    records."""
     st = state
     if st.tracing is not None:
         return False
@@ -531,13 +532,19 @@ def backward_scalar(t) -> bool:
     cols = seg.cols
     r = t._rec
     flags = cols[8]
-    if flags[r] & T.REACHED:
+    m = cols[5][r]
+    if flags[r] & T.REACHED or (g is not None and g.size != m):
         return False
     mode = st.grad_enabled
     st.grad_enabled = False
     _running.append(None)
     try:
-        cols[9][r] = 1.0
+        if g is None:
+            cols[9][r] = 1.0
+        elif m == 1:
+            cols[9][r] = g[0]
+        else:
+            seg.badj[cols[6][r]:cols[6][r] + m] = g
         flags[r] |= T.REACHED
         hits = st.hits
         if len(hits) <= seg.nrec:

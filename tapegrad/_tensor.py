@@ -1726,10 +1726,18 @@ class Tensor:
                     ox.vc[0] += 1
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        if (self._v is not None and gradient is None and inputs is None and not retain_graph
-                and not create_graph and self._seg is state.seg and self._dt is _F64
-                and self._x is None and E.backward_scalar(self)):
-            return  # (a scalar loss of the current segment, the common case: E.backward_scalar)
+        if (inputs is None and not retain_graph and not create_graph and self._seg is state.seg
+                and self._dt is _F64 and self._x is None):  # the common case: E.backward_lane
+            if gradient is None:
+                if self._v is not None and E.backward_lane(self):
+                    return
+            elif (gradient.__class__ is Tensor and gradient._dt is _F64
+                  and gradient.shape == self.shape):
+                g = gradient._a
+                if g is None:
+                    g = np.array((gradient._v,))
+                if E.backward_lane(self, g.reshape(-1)):
+                    return
         backward = _autograd_backward[0]
         if backward is None:  # tapegrad.autograd imports this module: bound at first use
             from .autograd import backward

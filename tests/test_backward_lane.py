@@ -1,5 +1,5 @@
 """``loss.backward()`` of a 0-d float64 loss recorded in the current segment takes a lane of its
-own (``_engine.backward_scalar``): the root seeded in place, one kernel call, the leaves'
+own (``_engine.backward_lane``): the root seeded in place, one kernel call, the leaves'
 gradients accumulated there, everything else handed to the general driver.
 
 Each program here runs twice in tapegrad, once through ``loss.backward()`` and once through
@@ -29,15 +29,15 @@ requires_torch = pytest.mark.skipif(real_torch is None, reason="PyTorch is not i
 def lane(monkeypatch):
     """Counts of the lane's calls and answers: taken (True) and declined (False)."""
     seen = {True: 0, False: 0, "calls": 0}
-    real = E.backward_scalar
+    real = E.backward_lane
 
-    def counting(t):
+    def counting(t, g=None):
         seen["calls"] += 1
-        done = real(t)
+        done = real(t, g)
         seen[done] += 1
         return done
 
-    monkeypatch.setattr(E, "backward_scalar", counting)
+    monkeypatch.setattr(E, "backward_lane", counting)
     return seen
 
 
@@ -242,3 +242,39 @@ def test_lane_with_a_custom_function(lane):
     want = np.zeros(9)
     want[3] = 2 * x.detach().numpy()[3]
     np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def _vector_root(t, x):
+    y = x * 2.0
+    for _ in range(3):
+        if y.norm() > 1e6:
+            break
+        y = y * t.tanh(y)
+    return y
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2), ()])
+def test_lane_with_a_gradient(lane, shape):
+    """``y.backward(v)``, as the seed tutorial's loop ends: the lane seeds y's adjoint with v."""
+    rng = np.random.default_rng(15)
+    x0 = rng.uniform(-1, 1, shape)
+    v0 = rng.uniform(-1, 1, shape)
+    x = tapegrad.tensor(x0, dtype=tapegrad.float64, requires_grad=True)
+    _vector_root(tapegrad, x).backward(tapegrad.tensor(v0, dtype=tapegrad.float64))
+    assert lane[True] == 1
+    x2 = tapegrad.tensor(x0, dtype=tapegrad.float64, requires_grad=True)
+    v = tapegrad.tensor(v0, dtype=tapegrad.float64)
+    tapegrad.autograd.backward(_vector_root(tapegrad, x2), v)
+    assert x.grad.numpy().tobytes() == x2.grad.numpy().tobytes()
+    if real_torch is not None:
+        xt = real_torch.tensor(x0, dtype=real_torch.float64, requires_grad=True)
+        _vector_root(real_torch, xt).backward(real_torch.tensor(v0, dtype=real_torch.float64))
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+
+
+def test_lane_leaves_a_wrong_gradient_shape_to_pytorchs_error(lane):
+    x = _inputs(tapegrad, 2, 16)[0]
+    y = x * 2.0
+    with pytest.raises(RuntimeError, match=r"Mismatch in shape: grad_output\[0\] has a shape of"):
+        y.backward(tapegrad.ones(2, dtype=tapegrad.float64))
+    assert lane[True] == 0
