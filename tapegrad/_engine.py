@@ -48,7 +48,7 @@ class Segment:
     __slots__ = ("id", "nrec", "limit", "stage", "side", "nflushed", "fbulk", "cols", "bulk",
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
-                 "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "__weakref__")
+                 "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "views", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -105,6 +105,7 @@ class Segment:
         self.dead = False
         self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
         self.elem_at = {}  # k -> the aux entry of element k's map (0, k), k >= ELEMS
+        self.views = {}  # record -> the records of views _view_result made of it (_flag_views)
         self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy)
         self.lazy_off = 0  # no lazy records before record lazy_off (_tensor._lazy_value)
 

@@ -593,12 +593,14 @@ def _view_map(base, t):
     return [ta.ndim, off, *ta.shape, *strides]
 
 
-def _operand(seg, t, shape, op=-1) -> int:
+def _operand(seg, t, shape, op=-1, partner=None) -> int:
     """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed), an operand
-    of ``op``.  The BROADCAST's values are written into the arena unless ``op`` is + or -:
-    their adjoints never read operand values, and the BROADCAST is that op's alone (a bias
-    added to a batch: writing 4096 broadcast values cost ~12 us, more than the add).  A trace
-    writes them all: its constant folding (_trace_opt) reads recorded values."""
+    of ``op``.  The BROADCAST's values are written into the arena unless ``op`` is + or -
+    (their adjoints never read operand values), or * with a ``partner`` operand that needs
+    no gradient (only the partner's adjoint reads them): the BROADCAST is that op's alone
+    (a bias added to a batch: writing 4096 broadcast values cost ~12 us, more than the add;
+    x[i] * t^i with a constant t^i, llsq_obj's op).  A trace writes them all: its constant
+    folding (_trace_opt) reads recorded values."""
     r = _ref(seg, t)
     a = t._a
     tshape = () if a is None else a.shape
@@ -610,7 +612,9 @@ def _operand(seg, t, shape, op=-1) -> int:
                           seg.shared_aux(_broadcast_map(tshape, shape)))
     return seg.record_broadcast(r, _val64(t), shape, m,
                                 seg.shared_aux(_broadcast_map(tshape, shape)),
-                                not (op == T.ADD or op == T.SUB) or state.tracing is not None)
+                                not (op == T.ADD or op == T.SUB
+                                     or op == T.MUL and partner is not None and not partner._rg)
+                                or state.tracing is not None)
 
 
 def _c_strides(shape):
@@ -994,14 +998,14 @@ def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
     if (x._rg or y._rg) and state.grad_enabled:
         seg = _current()
         if shape is not None:
-            return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
-                               out)
+            return _f64_result(seg, op, _operand(seg, x, shape, op, y),
+                               _operand(seg, y, shape, op, x), out)
         shape = out.shape
         # an operand of this segment, not broadcast, without a version to check: its record
         ra = x._rec if (x._seg is seg and x._x is None and xa.__class__ is np.ndarray
-                        ) else _operand(seg, x, shape, op)
+                        ) else _operand(seg, x, shape, op, y)
         rb = y._rec if (y._seg is seg and y._x is None and ya.__class__ is np.ndarray
-                        ) else _operand(seg, y, shape, op)
+                        ) else _operand(seg, y, shape, op, x)
         return _f64_result(seg, op, ra, rb, out)
     return _result(out, _F64)
 
@@ -2513,8 +2517,14 @@ class Tensor:
         """A result sharing storage with self; recorded as op with index map aux."""
         if self._rg and state.grad_enabled:
             seg = E.current()  # Segment.record copies the values into the float64 arena
-            rec = seg.record(op, _ref(seg, self), -1, 0.0, view, -1 if aux is None else
+            base = _ref(seg, self)
+            rec = seg.record(op, base, -1, 0.0, view, -1 if aux is None else
                              seg.shared_aux(tuple(aux)))
+            views = seg.views.get(base)  # (_flag_views)
+            if views is None:
+                seg.views[base] = [rec]
+            else:
+                views.append(rec)
         else:
             seg, rec = None, -1
         if view.__class__ is not np.ndarray:
@@ -2843,6 +2853,37 @@ def _flag_modified(seg, rec, t, version, at=None):
     if rec not in seg.modified:
         seg.modified[rec] = (t, version, seg.nrec if at is None else at)
     seg.mark(rec, T.MODIFIED)
+    x = t._x
+    rx = x if x is None or x.base is None else x.base._x
+    if seg.views or rx is not None and rx.elems is not None:
+        _flag_views(seg, rec, version, at if seg is state.seg else None,
+                    rx is not None and rx.elems is not None)
+
+
+def _flag_views(seg, rec, version, at, elements):
+    """The records of views of rec's value (x[k] elements, slices, reshapes...: records that
+    share its storage, made before the write) hold old values too: a consumer that saved one
+    of them is stale, as PyTorch's version check of a saved view finds (``y[0] * y[0]``, then
+    ``y.mul_(2)``; ``x[0] * x[1]``, then an optimizer step on x before backward), whether or
+    not the view's tensor is still alive.  ``seg.views`` lists the views _view_result made
+    of each record; ``elements``: x[k] elements were taken of the written tensor's root, and
+    the records after rec are searched for SELECT records of it (Tensor.__getitem__ lists
+    none: it is the hot path of scalar code)."""
+    cols = seg.cols  # (flushed by mark)
+    op, a, flags = cols[0], cols[1], cols[8]
+    n = seg.nflushed
+    todo = [rec]
+    while todo:
+        r = todo.pop()
+        found = seg.views.get(r, [])
+        if elements and r + 1 < n:
+            found = found + [v for v in (np.flatnonzero(a[r + 1:n] == r) + (r + 1)).tolist()
+                             if op[v] == T.SELECT]
+        for v in found:
+            if v not in seg.modified:
+                seg.modified[v] = (None, version, seg.nrec if at is None else at)
+                flags[v] |= T.MODIFIED
+            todo.append(v)
 
 
 def _write_through(t, assigned=False):
