@@ -283,6 +283,40 @@ def test_slices_and_cat_hand():
     assert len(y.grad_fn.next_functions) == 2
 
 
+def test_slice_first_then_the_whole_tensor():
+    """A leaf's first use in a segment is a slice (its LEAF record is made then), then the leaf
+    itself is an operand whose values the backward reads; and a slice of a tensor recorded in an
+    older segment (an IMPORT record made then)."""
+    def f(t, v, w):
+        a = v[1:4]
+        b = (v * w).sum() + (a * a).sum()
+        return b + (w[:2] * v[:2]).sum()
+
+    rng = np.random.default_rng(12)
+    v0, w0 = rng.normal(size=5), rng.normal(size=5)
+
+    def run(t):
+        v = t.tensor(v0, dtype=t.float64, requires_grad=True)
+        w = t.tensor(w0, dtype=t.float64, requires_grad=True)
+        f(t, v, w).backward()
+        return v.grad.numpy(), w.grad.numpy()
+
+    got = run(tapegrad)
+    want = (w0 + np.r_[0.0, 2 * v0[1:4], 0.0] + np.r_[w0[:2], 0, 0, 0],
+            v0 + np.r_[v0[:2], 0, 0, 0])
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-14)
+    if real_torch is not None:
+        for g, e in zip(got, run(real_torch)):
+            np.testing.assert_allclose(g, e, rtol=1e-14)
+    v = tapegrad.tensor(v0, dtype=tapegrad.float64, requires_grad=True)
+    y = v * 3.0
+    E.state.seg = E.Segment()  # y's segment is an older one now (as after a rotation)
+    (y[1:] * y[:-1]).sum().backward()
+    np.testing.assert_allclose(v.grad.numpy(), 9.0 * (np.r_[v0[1:], 0] + np.r_[0, v0[:-1]]),
+                               rtol=1e-14)
+
+
 def test_slice_is_a_view_of_its_base():
     a = tapegrad.zeros(5, dtype=tapegrad.float64)
     a[1:3].add_(1.0)
