@@ -593,14 +593,12 @@ def _view_map(base, t):
     return [ta.ndim, off, *ta.shape, *strides]
 
 
-def _operand(seg, t, shape, op=-1, partner=None) -> int:
+def _operand(seg, t, shape, op=-1) -> int:
     """Record of t broadcast to ``shape`` (a hidden BROADCAST record when needed), an operand
-    of ``op``.  The BROADCAST's values are written into the arena unless ``op`` is + or -
-    (their adjoints never read operand values), or * with a ``partner`` operand that needs
-    no gradient (only the partner's adjoint reads them): the BROADCAST is that op's alone
-    (a bias added to a batch: writing 4096 broadcast values cost ~12 us, more than the add;
-    x[i] * t^i with a constant t^i, llsq_obj's op).  A trace writes them all: its constant
-    folding (_trace_opt) reads recorded values."""
+    of ``op``.  The BROADCAST's values are written into the arena unless ``op`` is + or -:
+    their adjoints never read operand values, and the BROADCAST is that op's alone (a bias
+    added to a batch: writing 4096 broadcast values cost ~12 us, more than the add).  A trace
+    writes them all: its constant folding (_trace_opt) reads recorded values."""
     r = _ref(seg, t)
     a = t._a
     tshape = () if a is None else a.shape
@@ -612,9 +610,7 @@ def _operand(seg, t, shape, op=-1, partner=None) -> int:
                           seg.shared_aux(_broadcast_map(tshape, shape)))
     return seg.record_broadcast(r, _val64(t), shape, m,
                                 seg.shared_aux(_broadcast_map(tshape, shape)),
-                                not (op == T.ADD or op == T.SUB
-                                     or op == T.MUL and partner is not None and not partner._rg)
-                                or state.tracing is not None)
+                                not (op == T.ADD or op == T.SUB) or state.tracing is not None)
 
 
 def _c_strides(shape):
@@ -998,14 +994,14 @@ def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
     if (x._rg or y._rg) and state.grad_enabled:
         seg = _current()
         if shape is not None:
-            return _f64_result(seg, op, _operand(seg, x, shape, op, y),
-                               _operand(seg, y, shape, op, x), out)
+            return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
+                               out)
         shape = out.shape
         # an operand of this segment, not broadcast, without a version to check: its record
         ra = x._rec if (x._seg is seg and x._x is None and xa.__class__ is np.ndarray
-                        ) else _operand(seg, x, shape, op, y)
+                        ) else _operand(seg, x, shape, op)
         rb = y._rec if (y._seg is seg and y._x is None and ya.__class__ is np.ndarray
-                        ) else _operand(seg, y, shape, op, x)
+                        ) else _operand(seg, y, shape, op)
         return _f64_result(seg, op, ra, rb, out)
     return _result(out, _F64)
 
