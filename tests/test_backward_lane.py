@@ -278,3 +278,26 @@ def test_lane_leaves_a_wrong_gradient_shape_to_pytorchs_error(lane):
     with pytest.raises(RuntimeError, match=r"Mismatch in shape: grad_output\[0\] has a shape of"):
         y.backward(tapegrad.ones(2, dtype=tapegrad.float64))
     assert lane[True] == 0
+
+
+def _nested(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+    w = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    y = x * 2.0
+
+    def hook(g):
+        with lib.enable_grad():
+            (w * w).sum().backward()  # a backward inside the backward, through the lane too
+        return g * 3
+
+    y.register_hook(hook)
+    (y[0] * y[1] + y[2]).backward()
+    return x.grad.tolist(), w.grad.tolist()
+
+
+def test_lane_with_a_backward_inside_a_hook(lane):
+    got = _nested(tapegrad)
+    assert lane[True] == 2
+    assert got == ([24.0, 12.0, 6.0], [1.0, -2.0, 4.0])
+    if real_torch is not None:
+        assert got == _nested(real_torch)
