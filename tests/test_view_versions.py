@@ -104,7 +104,57 @@ def copy_of_the_old_value_is_not_stale(lib):
     return x, loss
 
 
+def sibling_slice_saved_then_other_slice_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    a, b = y[0:2], y[2:4]
+    loss = (b * b).sum()
+    a.mul_(2.0)
+    return x, loss
+
+
+def transpose_of_a_view_saved_then_base_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    t = y.view(2, 2).t()
+    loss = (t * t).sum()
+    y.add_(1.0)
+    return x, loss
+
+
+def unsqueezed_saved_then_a_slice_of_the_base_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    u = y.unsqueeze(0)
+    loss = (u * u).sum()
+    y[1:2].mul_(3.0)
+    return x, loss
+
+
+def element_saved_then_base_setitem(lib):
+    x = _x(lib)
+    y = x * 1.0
+    a = y[1]
+    loss = a * a
+    y[3] = 5.0
+    return x, loss
+
+
+def element_of_a_row_saved_then_matrix_written(lib):
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=lib.float64, requires_grad=True)
+    y = x * 1.0
+    e = y[0][1]
+    loss = e * e
+    y.mul_(2.0)
+    return x, loss
+
+
 PROGRAMS = {
+    sibling_slice_saved_then_other_slice_written: STALE,
+    transpose_of_a_view_saved_then_base_written: STALE,
+    unsqueezed_saved_then_a_slice_of_the_base_written: STALE,
+    element_saved_then_base_setitem: STALE,
+    element_of_a_row_saved_then_matrix_written: STALE,
     element_saved_then_base_written: STALE,
     dead_elements_then_optimizer_step_before_backward: STALE,
     element_written_in_place_stales_its_sibling: STALE,
