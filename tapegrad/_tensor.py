@@ -3028,18 +3028,8 @@ def _slice_1d(t, a, index):
     seg = st.seg
     if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         return t._view_result(view, T.SLICE, (1, start, m, step))
-    x = t._x
-    if x is None:
-        x = _extra(t)
-    if t._seg is seg and x.rver == x.vc[0]:
-        ra = t._rec
-    else:
-        lc = x.lc  # a leaf's LEAF record in this segment, as _bind finds it
-        if (lc is not None and t._seg is None and lc[0] == seg.id and lc[2] == x.vc[0]
-                and not x.vc[1]):
-            ra = lc[1]
-        else:
-            ra = _bind(seg, t)
+    ra = _ref(seg, t)
+    x = _extra(t)
     key = (1, start, m, step)
     at = seg.maps.get(key)
     if at is None:
