@@ -2866,7 +2866,7 @@ def _flag_views(seg, rec, version, at, elements):
     the records after rec are searched for SELECT records of it (Tensor.__getitem__ lists
     none: it is the hot path of scalar code)."""
     cols = seg.cols  # (flushed by mark)
-    op, a, flags = cols[0], cols[1], cols[8]
+    op, a = cols[0], cols[1]
     n = seg.nflushed
     todo = [rec]
     while todo:
@@ -2878,7 +2878,7 @@ def _flag_views(seg, rec, version, at, elements):
         for v in found:
             if v not in seg.modified:
                 seg.modified[v] = (None, version, seg.nrec if at is None else at)
-                flags[v] |= T.MODIFIED
+                seg.mark(v, T.MODIFIED)  # (under the lock: a flush may grow the columns)
             todo.append(v)
 
 
