@@ -217,7 +217,7 @@ class Segment:
             self._grow_columns(start + rows)
         st = state
         args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
-                self.fbulk, *self.cols[:9], self.bulk)
+                self.fbulk, *self.cols[:9], self.bulk, self.auxi)
         ends = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
         self.fbulk = ends >> 20  # (one int, not a tuple to box: ~0.15 us per flush)
         used = ends & 0xFFFFF

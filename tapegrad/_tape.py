@@ -1577,15 +1577,17 @@ def _make_flush(trig):
     never records a lazy one never compiles their code into the flush (~2.5 s cold)."""
 
     @njit(**{**NJIT, "nogil": False})
-    def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk):
+    def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk, auxi):
         """Copy staged rows into the columns, starting at record ``start``, whose values (if
         it has more than one) start at ``bstart`` in the bulk arena; returns where the values
         of the next row start and how many side fields the rows used, as
         ``ends << 20 | used``.  A row staged as
         op + LAZY (an ARR row whose values were not computed) gets them computed here, from
         its operands' (earlier records, already flushed): a record's values are in the arena
-        once it is flushed.  It keeps the GIL
-        (Segment.flush: the owner thread must not grow the arena meanwhile)."""
+        once it is flushed.  A lazy row with ELEM set (op + LAZY + ELEM: a SLICE of a lazy
+        value, a CAT with a lazy part) holds its index map's aux entry where a plain row
+        holds b, and gets its values gathered from its operands' (_lazy_gather).  It keeps
+        the GIL (Segment.flush: the owner thread must not grow the arena meanwhile)."""
         rows = stage.shape[0] // W
         j = 0
         ob = bstart
@@ -1598,6 +1600,18 @@ def _make_flush(trig):
             lazy = o >= LAZY
             if lazy:
                 o -= LAZY - ARR
+                if o >= ELEM + ARR:  # a lazy view or concatenation: its map in aux
+                    o -= ELEM + ARR
+                    m = int(stage[k + 3])
+                    n[i] = m
+                    off[i] = ob
+                    ob += m
+                    b[i] = -1
+                    c[i] = 0.0
+                    aux[i] = int(stage[k + 2])
+                    _lazy_gather(o, i, a, val, n, off, aux, auxi, bulk)
+                    op[i] = o
+                    continue
             if o >= ELEM:
                 o -= ELEM
                 b[i] = -1
@@ -1648,6 +1662,33 @@ def _make_flush(trig):
         return ob << 20 | j  # (Segment.flush: side fields per flush < 2**20)
 
     return flush
+
+
+@_j
+def _lazy_gather(o, i, a, val, n, off, aux, auxi, bulk):
+    """The values of lazy record i, a SLICE of a 1-d record (its map [1, start, m, step]) or a
+    CAT of 1-d records (its map [k, then per part: record, 1, start, m, 1]), from its
+    operands' values, as NumPy's slice and concatenate give them."""
+    at = aux[i]
+    yo = off[i]
+    if o == SLICE:
+        xo = off[a[i]] + auxi[at + 1]
+        step = auxi[at + 3]
+        for t in range(n[i]):
+            bulk[yo + t] = bulk[xo + t * step]
+        return
+    pos = at + 1
+    for _ in range(auxi[at]):
+        rj = auxi[pos]
+        so = auxi[pos + 2]
+        mj = auxi[pos + 3]
+        if n[rj] == 1:
+            bulk[yo + so] = val[rj]
+        else:
+            xo = off[rj]
+            for t in range(mj):
+                bulk[yo + so + t] = bulk[xo + t]
+        pos += 5
 
 
 flush = _make_flush(False)

@@ -295,7 +295,8 @@ def _lazy(op, x, y, c):
         if sm.__class__ is not tuple:
             return None  # (just made by another thread)
         m = sm[1]
-        if m > _LAZY_MAX[op] or x._seg is not seg or x._x is not None:
+        xx = x._x  # (a lazy view, or the base of one: its record must be current)
+        if m > _LAZY_MAX[op] or x._seg is not seg or xx is not None and xx.rver != xx.vc[0]:
             return None  # (the eager path reads its value and checks its version)
         shape = sm[0]
         ra = x._rec
@@ -314,8 +315,9 @@ def _lazy(op, x, y, c):
     if y is not None:
         if y.__class__ is _Lazy:
             sy = _A_GET(y)
+            yx = y._x
             if (sy.__class__ is not tuple or sy[0] != shape or y._seg is not seg
-                    or y._x is not None):
+                    or yx is not None and yx.rver != yx.vc[0]):
                 return None
             c = y._rec
         else:
@@ -359,6 +361,8 @@ def _lazy_value(t):
     sm = _A_GET(t)
     if sm.__class__ is not tuple:
         return sm  # (made by another thread, whose __class__ assignment is still to come)
+    if len(sm) == 6:  # a lazy view: a view of its root's array, made outside the lock (the
+        return _lazy_view_value(t, sm)  # root may be lazy too)
     seg = t._seg
     with seg.lock:
         sm = _A_GET(t)
@@ -380,6 +384,142 @@ def _lazy_value(t):
         _A_SET(t, a)
         t.__class__ = Tensor
     return a
+
+
+def _lazy_view_value(t, sm):
+    """The _a of a lazy slice: a view of its root's array (PyTorch's view: writes through
+    either reach the other), the root's value read first."""
+    root, start, step = sm[5]
+    ra = root._a
+    m = sm[1]
+    a = ra[start:start + (m - 1) * step + 1:step]
+    with t._seg.lock:
+        if _A_GET(t).__class__ is tuple:
+            _A_SET(t, a)
+            t.__class__ = Tensor
+    return _A_GET(t)
+
+
+def _lazy_slice(t, index):
+    """t[index] for a lazy 1-d t and a slice with a positive step, recorded lazily: a SLICE
+    row the flush gathers (op + LAZY + ELEM, its map in aux), and a lazy view whose read
+    views its root's array; None when it may not be (paused, another segment, t's record
+    stale, fewer than 2 elements)."""
+    st = state
+    seg = st.seg
+    r = seg.nrec
+    if (r < seg.lazy_off or not st.grad_enabled or t._seg is not seg or r >= seg.limit
+            or seg.nbulk > _ROTATE_VALUES):
+        return None
+    sm = _A_GET(t)
+    if sm.__class__ is not tuple or len(sm[0]) != 1:
+        return None
+    if not (index.step is None or index.step.__class__ is builtins.int and index.step > 0):
+        return None
+    x = t._x
+    if x is not None and x.rver != x.vc[0]:
+        return None
+    start, stop, step = index.indices(sm[1])
+    m = len(range(start, stop, step))
+    if m < 2:
+        return None
+    if len(sm) == 6:  # a view of a view: of the same root, the maps composed
+        root, rstart, rstep = sm[5]
+        rstart, rstep = rstart + start * rstep, step * rstep
+    else:
+        root, rstart, rstep = t, start, step
+    if x is None:
+        x = _extra(t)
+    at = seg.shared_aux((1, start, m, step))
+    o = seg.nbulk
+    if o + m > len(seg.bulk):
+        seg._grow_bulk(o + m)
+    seg.nbulk = o + m
+    v = seg.nrec
+    seg.nrec = v + 1
+    seg.nlazy += 1
+    stage = seg.stage
+    stage.extend((_LAZY_VIEW_SLICE, t._rec, at, m))
+    if len(stage) >= _LIMIT:
+        seg.flush()
+    views = seg.views.get(t._rec)  # (_flag_views)
+    if views is None:
+        seg.views[t._rec] = [v]
+    else:
+        views.append(v)
+    out = _new(_Lazy)
+    out._v = None
+    _A_SET(out, ((m,), m, o, None, None, (root, rstart, rstep)))
+    out._dt = _F64
+    out._rg = True
+    out._seg = seg
+    out._rec = v
+    out._x = _Extra(x.vc, root if x.base is None else x.base)
+    return out
+
+
+def _lazy_cat(tensors):
+    """cat of 1-d float64 tensors, one of them lazy, recorded lazily (a CAT row the flush
+    gathers); None when it may not be."""
+    st = state
+    seg = st.seg
+    r = seg.nrec
+    if r < seg.lazy_off or not st.grad_enabled or r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
+        return None
+    grad = False
+    parts = []
+    total = 0
+    for t in tensors:
+        if t.__class__ is _Lazy:
+            sm = _A_GET(t)
+            x = t._x
+            if (sm.__class__ is not tuple or len(sm[0]) != 1 or t._seg is not seg
+                    or x is not None and x.rver != x.vc[0]):
+                return None
+            m = sm[1]
+        elif t.__class__ is Tensor:
+            a = t._a
+            if a is None or a.ndim != 1 or a.dtype is not _F64NP or not a.shape[0]:
+                return None
+            m = a.shape[0]
+        else:
+            return None
+        grad = grad or t._rg
+        parts.append((t, m))
+        total += m
+    if not grad or total > _config.LAZY_ARITH:
+        return None
+    aux = [len(parts)]
+    start = 0
+    for t, m in parts:
+        aux += (t._rec if t.__class__ is _Lazy or t._seg is seg and t._x is None
+                else _ref(seg, t), 1, start, m, 1)
+        start += m
+    at = seg.add_aux(aux)
+    o = seg.nbulk
+    if o + total > len(seg.bulk):
+        seg._grow_bulk(o + total)
+    seg.nbulk = o + total
+    v = seg.nrec  # (again: _ref may have recorded)
+    seg.nrec = v + 1
+    seg.nlazy += 1
+    stage = seg.stage
+    stage.extend((_LAZY_VIEW_CAT, -1, at, total))
+    if len(stage) >= _LIMIT:
+        seg.flush()
+    out = _new(_Lazy)
+    out._v = None
+    _A_SET(out, ((total,), total, o, None, None))
+    out._dt = _F64
+    out._rg = True
+    out._seg = seg
+    out._rec = v
+    out._x = None
+    return out
+
+
+_LAZY_VIEW_SLICE = T.SLICE + T.LAZY + T.ELEM
+_LAZY_VIEW_CAT = T.CAT + T.LAZY + T.ELEM
 
 
 def _settled(t, seg, r):
@@ -2543,6 +2683,10 @@ class Tensor:
         return _result(a, self._dt)
 
     def __getitem__(self, index):
+        if self.__class__ is _Lazy and index.__class__ is slice:
+            t = _lazy_slice(self, index)
+            if t is not None:
+                return t
         a = self._a
         if index.__class__ is builtins.int and a is not None and a.ndim == 1:
             n = a.shape[0]
@@ -3239,6 +3383,12 @@ def matmul(input, other):
 def cat(tensors, dim=0, *, out=None):
     """Concatenate along ``dim``; one CatBackward0 record whatever the number of tensors."""
     if (dim == 0 or dim == -1) and (tensors.__class__ is list or tensors.__class__ is tuple):
+        for t in tensors:
+            if t.__class__ is _Lazy:
+                out = _lazy_cat(tensors)
+                if out is not None:
+                    return out
+                break
         arrays = []
         for t in tensors:  # the common case first: non-empty 1-d float64 arrays
             a = t._a if t.__class__ is Tensor or t.__class__ is _Lazy else None

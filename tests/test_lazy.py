@@ -490,7 +490,8 @@ def test_reading_lazy_values_while_their_thread_records_more():
 
 def _random_program(seed):
     """A random program on float64 vectors: the lazy ops, reads of intermediate values, an
-    in-place write under no_grad, slices and cat, ops that are not lazy, sums."""
+    in-place write under no_grad (also through a slice), slices and cat (of lazy values too),
+    ops that are not lazy, sums."""
     rng = np.random.default_rng(seed)
     n = int(rng.choice([2, 3, 16, 100]))
     a = rng.uniform(-1, 1, n)
@@ -499,7 +500,7 @@ def _random_program(seed):
     vals, reads = [x, w, x * 1.0], []
     for _ in range(int(rng.integers(5, 60))):
         u, v = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
-        op = int(rng.integers(16))
+        op = int(rng.integers(19))
         c = float(rng.uniform(-2, 2))
         if op == 0:
             r = u + v
@@ -534,6 +535,16 @@ def _random_program(seed):
             r = u * 1.0
             with tapegrad.no_grad():
                 r.add_(0.125)  # in place on a lazy result
+        elif op == 16 and n >= 4:  # slices of lazy values, and their cat, lazy too
+            k = int(rng.integers(2, n - 1))
+            r = tapegrad.cat([u[k:], v[:k]])
+        elif op == 17 and n >= 4:  # a slice of a slice, and a cat with a one-element part
+            r = tapegrad.cat([u[1:][::2][:1], u[::2][1:], u[1:][::2]]) if n % 2 == 0 else u * v
+        elif op == 18 and n >= 4:  # an in-place write through a lazy slice reaches its base
+            r = u * 1.0
+            s = r[1:]
+            with tapegrad.no_grad():
+                s.mul_(2.0)
         else:
             r = u * v.sum()
         vals.append(r)
@@ -555,3 +566,112 @@ def test_random_programs_give_the_eager_bits(monkeypatch):
         assert len(lazy) == len(eager)
         for got, want in zip(lazy, eager):
             np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=f"seed {seed}")
+
+
+def _sliced(t, x, w):
+    """Slices (steps 1 to 3, of slices, from the end) and cats of lazy values, each used by a
+    product that saves it, then summed: an ODE stage's shape."""
+    y = x * w + 0.5  # lazy
+    a = y[1:] * y[:-1]  # lazy slices, a lazy product
+    b = y[::2][1:] * y[1::2][:-1]  # slices of slices, step 2
+    c = y[::3] * 2.0
+    d = t.cat([y[:1], a])  # a one-element eager part and a lazy one
+    e = t.cat([b, c, a[-2:]]) * t.tanh(t.cat([b, c, a[:2]]))
+    f = t.cat([d * d, e])
+    return f, (f * t.sin(f)).sum()
+
+
+def test_slices_and_cat_of_lazy_values_are_lazy_and_give_pytorchs_values():
+    """Slices of a lazy value and cat with a lazy part stage records the flush gathers: the
+    values the products saved (hence the gradient) and the values read are the eager ones."""
+    a = _values(16, 31, special=False)
+    x = tapegrad.tensor(a, requires_grad=True)
+    w = tapegrad.tensor(a[::-1] * 0.5, requires_grad=True)
+    y = x * w + 0.5
+    assert _is_lazy(y[1:]) and _is_lazy(y[::2][1:]) and _is_lazy(tapegrad.cat([y[1:3], y[2:]]))
+    assert _is_lazy(y) and not _is_lazy(y[1:2]) and not _is_lazy(y)  # one element: y is read
+    f, loss = _sliced(tapegrad, x, w)
+    assert _is_lazy(f)
+    loss.backward()
+    got = [f.detach().numpy(), x.grad.numpy(), w.grad.numpy()]
+    with tapegrad.no_grad():
+        eager = _sliced(tapegrad, tapegrad.tensor(a), tapegrad.tensor(a[::-1] * 0.5))[0]
+    np.testing.assert_array_equal(_bits(got[0]), _bits(eager.numpy()))
+    if real_torch is not None:
+        xt = real_torch.tensor(a, requires_grad=True)
+        wt = real_torch.tensor(a[::-1] * 0.5, requires_grad=True)
+        ft, lt = _sliced(real_torch, xt, wt)
+        lt.backward()
+        np.testing.assert_allclose(got[0], ft.detach().numpy(), rtol=1e-14)
+        np.testing.assert_allclose(got[1], xt.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got[2], wt.grad.numpy(), rtol=1e-12)
+    xs = tapegrad.tensor(a, requires_grad=True)
+    assert gradcheck(lambda v: _sliced(tapegrad, v, w.detach())[1], (xs,))
+
+
+def test_a_lazy_slice_is_a_view_of_its_base():
+    """As PyTorch's slices: a write through the slice reaches the base and the other way
+    round, before or after either was read; a saved slice whose base is written raises the
+    version error."""
+    x = tapegrad.tensor(np.arange(6.0), requires_grad=True)
+    y = x * 1.0
+    s = y[1:4]
+    assert _is_lazy(s)
+    with tapegrad.no_grad():
+        s.mul_(10.0)  # through the (lazy) slice
+    np.testing.assert_array_equal(y.detach().numpy(), [0, 10, 20, 30, 4, 5])
+    _fresh()  # (the reads above paused laziness)
+    y2 = x * 1.0
+    s2 = y2[::2]
+    assert _is_lazy(s2)
+    with tapegrad.no_grad():
+        y2.add_(100.0)  # the base, the slice still unread
+    np.testing.assert_array_equal(s2.detach().numpy(), [100, 102, 104])
+    _fresh()
+    y3 = x * 1.0
+    s3 = y3[2:]
+    assert _is_lazy(s3)
+    loss = (s3 * s3).sum()  # saves the slice
+    with tapegrad.no_grad():
+        y3.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    _fresh()
+    y4 = x * 1.0
+    s4 = y4[1:]
+    assert _is_lazy(s4)
+    with tapegrad.no_grad():
+        y4.add_(1.0)  # s4's record is stale now: an op on s4 uses its new values
+    _fresh()
+    assert _is_lazy(s4)
+    z = s4 * 2.0
+    np.testing.assert_array_equal(z.detach().numpy(), 2 * (np.arange(1.0, 6.0) + 1))
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 2, 2, 2, 2, 2])
+    if real_torch is not None:
+        xt = real_torch.tensor(np.arange(6.0), requires_grad=True)
+        y3t = xt * 1.0
+        s3t = y3t[2:]
+        lt = (s3t * s3t).sum()
+        with real_torch.no_grad():
+            y3t.mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            lt.backward()
+
+
+def test_an_ode_stays_lazy_until_its_result_is_read():
+    """RK4 on y' = f(y), f_0 = x_0, f_i = x_i y_(i-1), its state built with cat (an_ode):
+    every intermediate is lazy, the flush runs at the sum, and the gradient is PyTorch's."""
+    from tapegrad.bench.workloads import an_ode_state
+
+    a = np.random.default_rng(4).uniform(0, 1, 20)
+    x = tapegrad.tensor(a, requires_grad=True)
+    y = an_ode_state(tapegrad, x, 3)
+    assert _is_lazy(y) and E.state.seg.lazy_off == 0
+    y.sum().backward()
+    if real_torch is not None:
+        xt = real_torch.tensor(a, requires_grad=True)
+        an_ode_state(real_torch, xt, 3).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+    assert gradcheck(lambda v: an_ode_state(tapegrad, v, 3).sum(),
+                     (tapegrad.tensor(a, requires_grad=True),))
