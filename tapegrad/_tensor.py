@@ -447,15 +447,8 @@ def _lazy_slice(t, index):
         seg.views[t._rec] = [v]
     else:
         views.append(v)
-    out = _new(_Lazy)
-    out._v = None
-    _A_SET(out, ((m,), m, o, None, None, (root, rstart, rstep)))
-    out._dt = _F64
-    out._rg = True
-    out._seg = seg
-    out._rec = v
-    out._x = _Extra(x.vc, root if x.base is None else x.base)
-    return out
+    return _lazy_tensor(seg, v, ((m,), m, o, None, None, (root, rstart, rstep)),
+                        _Extra(x.vc, root if x.base is None else x.base))
 
 
 def _lazy_cat(tensors):
@@ -507,15 +500,20 @@ def _lazy_cat(tensors):
     stage.extend((_LAZY_VIEW_CAT, -1, at, total))
     if len(stage) >= _LIMIT:
         seg.flush()
-    out = _new(_Lazy)
-    out._v = None
-    _A_SET(out, ((total,), total, o, None, None))
-    out._dt = _F64
-    out._rg = True
-    out._seg = seg
-    out._rec = v
-    out._x = None
-    return out
+    return _lazy_tensor(seg, v, ((total,), total, o, None, None), None)
+
+
+def _lazy_tensor(seg, r, sm, x):
+    """The _Lazy result of record r of seg (_lazy builds its own inline: its hot path)."""
+    t = _new(_Lazy)
+    t._v = None
+    _A_SET(t, sm)
+    t._dt = _F64
+    t._rg = True
+    t._seg = seg
+    t._rec = r
+    t._x = x
+    return t
 
 
 _LAZY_VIEW_SLICE = T.SLICE + T.LAZY + T.ELEM
