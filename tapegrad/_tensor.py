@@ -442,11 +442,7 @@ def _lazy_slice(t, index):
     stage.extend((_LAZY_VIEW_SLICE, t._rec, at, m))
     if len(stage) >= _LIMIT:
         seg.flush()
-    views = seg.views.get(t._rec)  # (_flag_views)
-    if views is None:
-        seg.views[t._rec] = [v]
-    else:
-        views.append(v)
+    seg.views.setdefault(t._rec, []).append(v)  # (_flag_views)
     return _lazy_tensor(seg, v, ((m,), m, o, None, None, (root, rstart, rstep)),
                         _Extra(x.vc, root if x.base is None else x.base))
 
@@ -2654,11 +2650,7 @@ class Tensor:
             base = _ref(seg, self)
             rec = seg.record(op, base, -1, 0.0, view, -1 if aux is None else
                              seg.shared_aux(tuple(aux)))
-            views = seg.views.get(base)  # (_flag_views)
-            if views is None:
-                seg.views[base] = [rec]
-            else:
-                views.append(rec)
+            seg.views.setdefault(base, []).append(rec)  # (_flag_views)
         else:
             seg, rec = None, -1
         if view.__class__ is not np.ndarray:
@@ -2993,9 +2985,9 @@ def _flag_modified(seg, rec, t, version, at=None):
     seg.mark(rec, T.MODIFIED)
     x = t._x
     rx = x if x is None or x.base is None else x.base._x
-    if seg.views or rx is not None and rx.elems is not None:
-        _flag_views(seg, rec, version, at if seg is state.seg else None,
-                    rx is not None and rx.elems is not None)
+    elements = rx is not None and rx.elems is not None
+    if seg.views or elements:
+        _flag_views(seg, rec, version, at if seg is state.seg else None, elements)
 
 
 def _flag_views(seg, rec, version, at, elements):
@@ -3172,10 +3164,7 @@ def _slice_1d(t, a, index):
         return t._view_result(view, T.SLICE, (1, start, m, step))
     ra = _ref(seg, t)
     x = _extra(t)
-    key = (1, start, m, step)
-    at = seg.maps.get(key)
-    if at is None:
-        at = seg.maps[key] = seg.add_aux(key)
+    at = seg.shared_aux((1, start, m, step))
     r = seg.nrec
     seg.nrec = r + 1
     if m == 1:
@@ -3191,11 +3180,7 @@ def _slice_1d(t, a, index):
         seg.stage.extend((_SLICE_SIDE, ra, -1, 0.0))
     if len(seg.stage) >= _LIMIT:
         seg.flush()
-    views = seg.views.get(ra)  # (_flag_views)
-    if views is None:
-        seg.views[ra] = [r]
-    else:
-        views.append(r)
+    seg.views.setdefault(ra, []).append(r)  # (_flag_views)
     v = _new(Tensor)
     v._v = None
     v._a = view
