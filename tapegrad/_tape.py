@@ -1915,6 +1915,64 @@ def _axpy_term(rs, rv, gi, m, op, val, n, off, adj, badj, bulk, flags):
     return new
 
 
+@_j
+def _uniform(g):
+    """Whether g has two or more elements, all equal (nan is not equal to itself)."""
+    c = g[0]
+    for k in range(1, g.size):
+        if g[k] != c:
+            return False
+    return g.size > 1
+
+
+@_j
+def _rank_one(i, ra, rb, c, x, z, mm, kk, nn, nb, n, off, adj, badj, flags, mrec, mat, op,
+              new_total):
+    """MATMUL's adjoints when every element of its gradient is c, as the gradient of a sum
+    (``(a @ b).sum()``) is: g @ b.T has every row equal to the row sums of c * b, and a.T @ g
+    every column equal to the column sums of a * c.  Each costs a pass over one operand
+    instead of a product (2 of big_matmul's 6 products).  c multiplies each term before the
+    sum, as in the product, so that what overflows (or not) is the same."""
+    if op[ra] != CONST:
+        if _stale(flags, rb, i, mrec, mat):
+            return ERR_MODIFIED, rb, new_total
+        new = _claim(ra, flags)
+        new_total += new
+        gx3 = _view(ra, n, off, adj, badj).reshape((nb, mm, kk))
+        z3 = z.reshape((nb, kk, nn))
+        row = np.empty(kk)
+        for q in range(nb):
+            for p in range(kk):
+                s = 0.0
+                for j in range(nn):
+                    s += c * z3[q, p, j]
+                row[p] = s
+            for r in range(mm):
+                if new:
+                    gx3[q, r, :] = row
+                else:
+                    gx3[q, r, :] += row
+    if op[rb] != CONST:
+        if _stale(flags, ra, i, mrec, mat):
+            return ERR_MODIFIED, ra, new_total
+        new = _claim(rb, flags)
+        new_total += new
+        gz3 = _view(rb, n, off, adj, badj).reshape((nb, kk, nn))
+        x3 = x.reshape((nb, mm, kk))
+        col = np.empty(kk)
+        for q in range(nb):
+            col[:] = 0.0
+            for r in range(mm):
+                for p in range(kk):
+                    col[p] += x3[q, r, p] * c
+            for p in range(kk):
+                if new:
+                    gz3[q, p, :] = col[p]
+                else:
+                    gz3[q, p, :] += col[p]
+    return DONE, i, new_total
+
+
 @njit(**NJIT)
 def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, auxi, mrec, mat):
     """The adjoint of record i of one of the OTHER kinds (sweep's second tier).  Returns
@@ -1953,6 +2011,9 @@ def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, aux
         nb = auxi[at + 3]
         x = _view(ra, n, off, val, bulk)
         z = _view(rb, n, off, val, bulk)
+        if _uniform(g):  # the gradient of a sum: products of rank one (see _rank_one)
+            return _rank_one(i, ra, rb, g[0], x, z, mm, kk, nn, nb, n, off, adj, badj, flags,
+                             mrec, mat, op, new_total)
         g3 = g.reshape((nb, mm, nn))
         # a target reached here first gets the product written into it (np.dot's out:
         # no zero fill, no temporary, no second pass over it); one reached before gets
