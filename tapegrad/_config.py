@@ -23,6 +23,13 @@ ROTATE_VALUES = 1 << 23
 LAZY = os.environ.get("TAPEGRAD_LAZY") != "0"
 LAZY_ARITH = 1 << 16
 LAZY_TANH = 256
+# Results of at least this many elements whose own backward does not read them (a product, a
+# sum: _tape.READS) are not copied into the arena when recorded; a record that reads them
+# copies them when it is flushed (Segment.defer).  TAPEGRAD_DEFER_MIN=2 defers every array
+# result; TAPEGRAD_DEFER_POISON=1 fills the places of deferred values with nan until they are
+# copied, so that reading one before fails loudly (the test suite runs so in .ci/run).
+DEFER_MIN = int(os.environ.get("TAPEGRAD_DEFER_MIN", "16384"))
+DEFER_POISON = os.environ.get("TAPEGRAD_DEFER_POISON") == "1"
 
 
 def pin_blas_threads() -> None:

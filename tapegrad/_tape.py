@@ -541,6 +541,19 @@ OPS: tuple[Op, ...] = (
 
 KIND = np.array([o.kind for o in OPS], dtype=np.int64)
 SAVES = np.array([o.saves for o in OPS], dtype=np.int64)
+# The ops that read no operand's value, in any sweep (reverse, create_graph, forward mode): a
+# deferred value (Segment.defer) stays uncopied while only these consume it.  Every other op
+# counts as reading every operand (READS), and one whose operands are not its a and b fields
+# (READS_AUX: a concatenation's are in aux) as reading every deferred value of its segment.
+_READ_NOTHING = (NEG, ADDC, SUBC, RSUBC, MULC, DIVC, CLONE, VIEW, ADD, SUB, SUM, SUMDIM, MEAN,
+                 MEANDIM, EXP, TANH, SIGMOID, RELU, SQRT, RECIPROCAL, EXPM1, EXP2, TAN, SELECT,
+                 SLICE, UNSQUEEZE, SQUEEZE, SQUEEZE0, SQUEEZE2, PERMUTE, TRANSPOSE, TBACK, EXPAND,
+                 ALIAS, UNSAFE_VIEW, RESHAPE_ALIAS, CAT, STACK)
+READS = np.ones(len(OPS), dtype=np.bool_)
+READS[list(_READ_NOTHING)] = False
+READS[KIND == SOURCE] = False  # (leaves, constants: no operands)
+READS_AUX = READS & ~np.isin(KIND, (UNARY, BINARY, MATMUL, GATHER, REDUCE, NORM))
+SAVES_OUT = tuple(bool(o.saves & SAVE_OUT) for o in OPS)  # for Python
 # The kinds the core sweep leaves to the full one (see _make_sweep): compiling them costs
 # most of the sweep's cold compile time, and scalar or elementwise code records none.
 OTHER = np.array([k in (NORM, MATMUL, SETITEM, FILL, COPY, MASK, EXTREME, PRODUCT, SCAN,

@@ -204,14 +204,20 @@ def _f64_result(seg, op, ra, third, y):
     """The recorded result y (a C-contiguous float64 array) of op in the current segment:
     Segment.record's compact form (op + ARR: y's values copied into the arena, ``third`` the
     unary op's constant or the binary op's second record) and _result, inline, ~0.4 us less
-    per op on small arrays; one element, or an arena to grow, take Segment.record."""
+    per op on small arrays; one element takes Segment.record.  A value of DEFER_MIN or more
+    elements that op's backward does not read is left uncopied (Segment.defer)."""
     o = seg.nbulk
     m = y.size
-    if 1 < m and o + m <= len(seg.bulk):
+    if 1 < m:
+        if o + m > len(seg.bulk):
+            seg._grow_bulk(o + m)
         r = seg.nrec
         seg.nrec = r + 1
         seg.nbulk = o + m
-        seg.bulk[o:o + m] = y if y.ndim == 1 else y.reshape(-1)
+        if m < _DEFER_MIN or _SAVES_OUT[op] or state.tracing is not None:
+            seg.bulk[o:o + m] = y if y.ndim == 1 else y.reshape(-1)
+        else:
+            seg.defer(r, o, y)
         stage = seg.stage
         stage.extend((op + _ARR, ra, third, m))
         if len(stage) >= _LIMIT:
@@ -265,6 +271,8 @@ def _lazy_limits():
 
 
 _LAZY_MAX = _lazy_limits()
+_DEFER_MIN = _config.DEFER_MIN  # (_f64_result: Segment.defer)
+_SAVES_OUT = T.SAVES_OUT
 _ADD, _SUB, _MUL = T.ADD, T.SUB, T.MUL
 _LAZY_TRIG = (T.TANH, T.SIN, T.COS)
 _ADDC, _SUBC, _RSUBC, _MULC, _DIVC = T.ADDC, T.SUBC, T.RSUBC, T.MULC, T.DIVC
@@ -326,6 +334,8 @@ def _lazy(op, x, y, c):
                 return None
             c = y._rec if y._seg is seg and y._x is None else _ref(seg, y)
             yk = y
+    if m >= _DEFER_MIN and seg.unsaved:
+        seg.save_all()  # (the flush computes this value from its operands' in the arena)
     if ra < 0:
         ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
     o = seg.nbulk
@@ -478,6 +488,8 @@ def _lazy_cat(tensors):
         total += m
     if not grad or total > _config.LAZY_ARITH:
         return None
+    if seg.unsaved:
+        seg.save_all()  # (the flush gathers the parts' values from the arena)
     aux = [len(parts)]
     start = 0
     for t, m in parts:
