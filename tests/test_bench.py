@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -171,6 +172,37 @@ def test_runner_reports_wrong_gradient_as_failed(monkeypatch) -> None:
     assert res["tapegrad"]["status"] == "ok"
     assert res["wrong"]["status"] == "FAILED" and res["wrong"]["times_s"] == []
     assert "FAILED" in bench_runner.format_report(report)
+
+
+class _SlowStartEngine(Engine):
+    """tapegrad, its first three calls (the check and two more) each 30 ms slower: a batch
+    must still be sized by the fast calls."""
+
+    name = "slow-start"
+
+    def prepare(self, workload: Workload, case: Case) -> Prepared:
+        inner = all_engines()["tapegrad"].prepare(workload, case)
+        calls = []
+
+        def step():
+            calls.append(1)
+            if len(calls) <= 3:
+                time.sleep(0.03)
+            return inner.step()
+
+        return Prepared(step, inner.to_numpy)
+
+
+def test_runner_sizes_batches_by_the_fastest_calibration_call(monkeypatch) -> None:
+    engines = all_engines()
+    engines["slow-start"] = _SlowStartEngine()
+    monkeypatch.setattr(bench_runner, "all_engines", lambda: engines)
+    report = run(["slow-start"], ["scalar_chain"], rounds=1, target_s=0.06, tiny=True,
+                 progress=False, log=io.StringIO())
+    res = report["workloads"]["scalar_chain"]["results"]["slow-start"]
+    # a call takes well under a millisecond once fast: dozens per 60 ms batch, where a
+    # calibration on one of the slow calls would have given 1 or 2
+    assert res["status"] == "ok" and res["inner"] > 10
 
 
 class _RaisingEngine(Engine):

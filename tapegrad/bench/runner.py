@@ -216,10 +216,13 @@ def run_workload(wl: Workload, engines: dict[str, Engine], rounds: int, target_s
             res.note = "not checked: the reference engine failed"
         results[name] = res
         if res.status == "ok":
-            # calibrate on a second call (the first one may include compilation): enough
-            # calls per round that a batch lasts about target_s
+            # calibrate on the fastest of three more calls (the first one may include
+            # compilation, the next ones a first use of memory or of a cache: one slow
+            # calibration call left big_elementwise's tapegrad batches at 2 calls, half of them
+            # paying the cost of following another engine): enough calls per round that a
+            # batch lasts about target_s
             try:
-                t_one = _timed(prep, 1)
+                t_one = min(_timed(prep, 1) for _ in range(3))
             except Exception as exc:
                 _error(res, exc)
             else:
