@@ -170,8 +170,9 @@ class Segment:
         the values that no backward reads, such as a product feeding a sum or a tanh, are
         most of a chain's.  The array is kept until the segment dies; the flush that writes
         a row which reads it (READS) copies it first (save_read), and a lazy record (whose
-        value the flush computes from its operands' in the arena) copies every deferred value
-        of its segment when it is staged (_tensor._lazy).  In-place writes to it
+        value the flush computes from its operands' in the arena) of as many elements copies
+        every deferred value of its segment before it is staged (_tensor._lazy_too_big, and
+        _lazy_cat).  In-place writes to it
         since then change what is copied, as they change what PyTorch saved, and a backward
         that needs a value written since its record raises as PyTorch's does."""
         self.unsaved[r] = (o, value)

@@ -273,6 +273,26 @@ def _lazy_limits():
 _LAZY_MAX = _lazy_limits()
 _DEFER_MIN = _config.DEFER_MIN  # (_f64_result: Segment.defer)
 _SAVES_OUT = T.SAVES_OUT
+
+
+def _lazy_big(defer_min):
+    """Per op, the size from which _lazy calls _lazy_too_big: past _LAZY_MAX, or from
+    defer_min (an operand's value may be deferred).  One comparison, as before deferral."""
+    return tuple(min(k + 1, defer_min) for k in _LAZY_MAX)
+
+
+_LAZY_BIG = _lazy_big(_DEFER_MIN)
+
+
+def _lazy_too_big(seg, op, m):
+    """Whether m elements are too many for a lazy op; if not, copy the segment's deferred
+    values first (Segment.defer): the flush computes the op from its operands' values in the
+    arena, maybe after writes to their arrays."""
+    if m > _LAZY_MAX[op]:
+        return True
+    if seg.unsaved:
+        seg.save_all()
+    return False
 _ADD, _SUB, _MUL = T.ADD, T.SUB, T.MUL
 _LAZY_TRIG = (T.TANH, T.SIN, T.COS)
 _ADDC, _SUBC, _RSUBC, _MULC, _DIVC = T.ADDC, T.SUBC, T.RSUBC, T.MULC, T.DIVC
@@ -304,7 +324,9 @@ def _lazy(op, x, y, c):
             return None  # (just made by another thread)
         m = sm[1]
         xx = x._x  # (a lazy view, or the base of one: its record must be current)
-        if m > _LAZY_MAX[op] or x._seg is not seg or xx is not None and xx.rver != xx.vc[0]:
+        if m >= _LAZY_BIG[op] and _lazy_too_big(seg, op, m):
+            return None
+        if x._seg is not seg or xx is not None and xx.rver != xx.vc[0]:
             return None  # (the eager path reads its value and checks its version)
         shape = sm[0]
         ra = x._rec
@@ -314,7 +336,7 @@ def _lazy(op, x, y, c):
         if a is None or a.dtype is not _F64NP:
             return None
         m = a.size
-        if m > _LAZY_MAX[op] or m < 2:
+        if m >= _LAZY_BIG[op] and _lazy_too_big(seg, op, m) or m < 2:
             return None
         shape = a.shape
         ra = -1
@@ -334,8 +356,6 @@ def _lazy(op, x, y, c):
                 return None
             c = y._rec if y._seg is seg and y._x is None else _ref(seg, y)
             yk = y
-    if m >= _DEFER_MIN and seg.unsaved:
-        seg.save_all()  # (the flush computes this value from its operands' in the arena)
     if ra < 0:
         ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
     o = seg.nbulk

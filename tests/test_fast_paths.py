@@ -157,6 +157,7 @@ def test_large_float64_add_sub_mul_take_the_compiled_loop_and_match_numpy(
     that are the other operand's values.  (Recorded ones of up to LAZY_ARITH elements are
     lazy, computed by the flush: tests/test_lazy.py; here they are not.)"""
     monkeypatch.setattr(TT, "_LAZY_MAX", (0,) * len(E.T.OPS))
+    monkeypatch.setattr(TT, "_LAZY_BIG", (1,) * len(E.T.OPS))
     calls = []
     kernel = E.T.binary_into
     monkeypatch.setattr(E.T, "binary_into", lambda *args: calls.append(1) or kernel(*args))

@@ -298,6 +298,7 @@ def test_many_lazy_records_cross_flushes_and_grow_the_arena(monkeypatch):
 
     lazy, was_lazy = run()
     monkeypatch.setattr(TT, "_LAZY_MAX", (0,) * len(T.OPS))
+    monkeypatch.setattr(TT, "_LAZY_BIG", (1,) * len(T.OPS))
     eager, was_eager_lazy = run()
     assert was_lazy and not was_eager_lazy
     np.testing.assert_array_equal(_bits(lazy), _bits(eager))
@@ -562,6 +563,7 @@ def test_random_programs_give_the_eager_bits(monkeypatch):
         lazy = _random_program(seed)
         with monkeypatch.context() as m:
             m.setattr(TT, "_LAZY_MAX", (0,) * len(T.OPS))
+            m.setattr(TT, "_LAZY_BIG", (1,) * len(T.OPS))
             eager = _random_program(seed)
         assert len(lazy) == len(eager)
         for got, want in zip(lazy, eager):
