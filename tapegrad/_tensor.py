@@ -2992,13 +2992,9 @@ def _mark_modified(t, at=None):
     """
     x = _extra(t)
     old = x.vc[0]
-    alias = x.alias
-    if alias is not None and alias[1]:
-        x.vc[0] = old + 1
-        return
-    for u in (t, x.base, None if alias is None else alias[0]):
-        if u is None:
-            continue
+    for u, data in _sharers(t):
+        if data:
+            continue  # (through .data: no version, _after_data_write writes the values)
         ux = _extra(u)
         seg = u._seg
         if seg is not None and not seg.dead and ux.rver == old:
@@ -3164,14 +3160,37 @@ def _write(t, compute, op, src, aux):
 
 def _after_data_write(t):
     """After any in-place write to t: fast-path elements and the tape follow the new values."""
-    x = t._x
-    if x is None:
+    if t._x is None:
         return
-    for u in (t, x.base, None if x.alias is None else x.alias[0]):
-        if u is not None:
-            _refresh_elements(u if u._x is None or u._x.base is None else u._x.base)
-    if x.alias is not None and x.alias[1]:
-        _write_through(x.alias[0])
+    for u, data in _sharers(t):
+        x = u._x
+        _refresh_elements(u if x is None or x.base is None else x.base)
+        if data:
+            _write_through(u)
+
+
+def _sharers(t):
+    """The tensors a write to t writes: t, the base it views, and what either was detached
+    from or is the ``.data`` of, with their bases, transitively (``y.detach()[1:]``,
+    ``y[1:].detach()``, ``y.data[0]``, ``y.detach().detach()``); each with whether the way
+    to it crossed a ``.data`` (whose writes bump no version of it in PyTorch, and reach its
+    saved values).  Their records saved the old values."""
+    out = []
+    seen = set()
+    todo = [(t, False)]
+    while todo:
+        u, data = todo.pop()
+        if id(u) in seen:
+            continue
+        seen.add(id(u))
+        out.append((u, data))
+        x = u._x
+        if x is not None:
+            if x.base is not None:
+                todo.append((x.base, data))
+            if x.alias is not None:
+                todo.append((x.alias[0], data or x.alias[1]))
+    return out
 
 
 def _same_storage(a, b):
