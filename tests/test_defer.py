@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from random_programs import random_program
 
 import tapegrad
 from tapegrad import _config
 from tapegrad import _engine as E
 from tapegrad import _tape as T
+from tapegrad.bench.workloads import elementwise_chain
 from tapegrad.testing import gradcheck
 
 try:
@@ -35,18 +37,7 @@ BIG = max(4096, _config.DEFER_MIN)
 
 
 def _chain(t, x, w):  # the products and sums are never read, the tanh and sin outputs are
-    y = x
-    for k in range(8):
-        op = k % 4
-        if op == 0:
-            y = y * w
-        elif op == 1:
-            y = y + 0.5
-        elif op == 2:
-            y = t.tanh(y)
-        else:
-            y = t.sin(y)
-    return y
+    return elementwise_chain(t, (x,), {"n_ops": 8}) * w
 
 
 def _readers(t, x, w):  # every deferred value read by the next op: all copied
@@ -306,70 +297,18 @@ def test_lazy_result_of_a_deferred_operand_keeps_the_value_it_was_made_with():
 
 # --- random programs: deferred against copied at once, bit for bit -------------------------------
 
-def _random_program(seed):
-    """A random program on float64 vectors of BIG elements (deferred when made by + - * and
-    the like): lazy-sized ops, reads, in-place writes under no_grad (also through a slice),
-    slices, cat, ops that read their operands, sums; the output, the gradients, the reads."""
-    rng = np.random.default_rng(seed)
-    n = BIG
-    a = rng.uniform(-1, 1, n)
-    x = tapegrad.tensor(a, requires_grad=True)
-    w = tapegrad.tensor(a[::-1] * 0.5, requires_grad=True)
-    vals, reads = [x, w, x * 1.0], []
-    for _ in range(int(rng.integers(5, 40))):
-        u, v = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
-        op = int(rng.integers(14))
-        c = float(rng.uniform(-2, 2))
-        if op == 0:
-            r = u + v
-        elif op == 1:
-            r = u - v * c
-        elif op == 2:
-            r = u * v
-        elif op == 3:
-            r = tapegrad.tanh(u)
-        elif op == 4:
-            r = tapegrad.sin(u) / 3.0
-        elif op == 5:
-            r = -u + 0.25
-        elif op == 6:  # a read
-            reads.append(u.detach().numpy().copy())
-            r = u * 1.0
-        elif op == 7:
-            r = tapegrad.cat([u[:1], u[1:] * 0.5])
-        elif op == 8:
-            r = u.exp() * 0.1
-        elif op == 9:
-            r = u * 1.0
-            with tapegrad.no_grad():
-                r.add_(0.125)
-        elif op == 10:
-            r = u * 1.0
-            s = r[1:]
-            with tapegrad.no_grad():
-                s.mul_(2.0)
-        elif op == 11:
-            r = (u * v).reshape(2, -1).sum(0).repeat(2)
-        elif op == 12:
-            r = tapegrad.relu(u) * v
-        else:
-            r = u * v.sum()
-        vals.append(r)
-    out = sum((t * (i + 1)).sum() for i, t in enumerate(vals[-4:]))
-    out.backward()
-    grads = [np.zeros(n) if t.grad is None else t.grad.numpy().copy() for t in (x, w)]
-    return [np.array(out.item()), *grads, *reads]
-
-
 def test_random_programs_give_the_bits_of_copying_at_once(monkeypatch):
+    """The lazy tests' random programs on vectors of BIG elements, whose results of + - * and
+    the like are deferred: the output, the gradients and every value read are the bits of
+    the same programs with every value copied at once."""
     from tapegrad import _tensor as TT
 
-    for seed in range(30):
-        deferred = _random_program(seed)
+    for seed in range(40):
+        deferred = random_program(seed, BIG)
         with monkeypatch.context() as m:
             m.setattr(TT, "_DEFER_MIN", 1 << 62)
             m.setattr(TT, "_LAZY_BIG", TT._lazy_big(1 << 62))
-            copied = _random_program(seed)
+            copied = random_program(seed, BIG)
         assert len(deferred) == len(copied)
         for got, want in zip(deferred, copied):
             np.testing.assert_array_equal(got, want, err_msg=f"seed {seed}")

@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 import pytest
+from random_programs import random_program
 
 import tapegrad
 from tapegrad import _config
@@ -489,82 +490,16 @@ def test_reading_lazy_values_while_their_thread_records_more():
     np.testing.assert_array_equal(_bits(result["grad"]), _bits(x.grad.numpy()))
 
 
-def _random_program(seed):
-    """A random program on float64 vectors: the lazy ops, reads of intermediate values, an
-    in-place write under no_grad (also through a slice), slices and cat (of lazy values too),
-    ops that are not lazy, sums."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.choice([2, 3, 16, 100]))
-    a = rng.uniform(-1, 1, n)
-    x = tapegrad.tensor(a, requires_grad=True)
-    w = tapegrad.tensor(a[::-1] * 0.5, requires_grad=True)
-    vals, reads = [x, w, x * 1.0], []
-    for _ in range(int(rng.integers(5, 60))):
-        u, v = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
-        op = int(rng.integers(19))
-        c = float(rng.uniform(-2, 2))
-        if op == 0:
-            r = u + v
-        elif op == 1:
-            r = u - v
-        elif op == 2:
-            r = u * v
-        elif op == 3:
-            r = u * c
-        elif op == 4:
-            r = c - u
-        elif op == 5:
-            r = u / [3.0, 0.5, -7][int(rng.integers(3))]
-        elif op == 6:
-            r = tapegrad.tanh(u)
-        elif op == 7:
-            r = tapegrad.sin(u)
-        elif op == 8:
-            r = u.cos()
-        elif op == 9:
-            r = -u
-        elif op == 10:
-            r = u + 0.25
-        elif op == 11:  # a read: the value is computed now
-            reads.append(u.detach().numpy().copy())
-            r = u * 1.0
-        elif op == 12:
-            r = tapegrad.cat([u[:1], u[1:] * 0.5]) if n > 1 else u * 2.0
-        elif op == 13:
-            r = u.exp() * 0.1  # not lazy: reads u
-        elif op == 14:
-            r = u * 1.0
-            with tapegrad.no_grad():
-                r.add_(0.125)  # in place on a lazy result
-        elif op == 16 and n >= 4:  # slices of lazy values, and their cat, lazy too
-            k = int(rng.integers(2, n - 1))
-            r = tapegrad.cat([u[k:], v[:k]])
-        elif op == 17 and n >= 4:  # a slice of a slice, and a cat with a one-element part
-            r = tapegrad.cat([u[1:][::2][:1], u[::2][1:], u[1:][::2]]) if n % 2 == 0 else u * v
-        elif op == 18 and n >= 4:  # an in-place write through a lazy slice reaches its base
-            r = u * 1.0
-            s = r[1:]
-            with tapegrad.no_grad():
-                s.mul_(2.0)
-        else:
-            r = u * v.sum()
-        vals.append(r)
-    out = sum((t * (i + 1)).sum() for i, t in enumerate(vals[-4:]))
-    out.backward()
-    grads = [np.zeros(n) if t.grad is None else t.grad.numpy().copy() for t in (x, w)]
-    return [np.array(out.item()), *grads, *reads]
-
-
 def test_random_programs_give_the_eager_bits(monkeypatch):
     """200 random programs, lazy and then with laziness off: every value read, the output and
     the gradients are the same bits."""
     for seed in range(200):
         _fresh()
-        lazy = _random_program(seed)
+        lazy = random_program(seed)
         with monkeypatch.context() as m:
             m.setattr(TT, "_LAZY_MAX", (0,) * len(T.OPS))
             m.setattr(TT, "_LAZY_BIG", (1,) * len(T.OPS))
-            eager = _random_program(seed)
+            eager = random_program(seed)
         assert len(lazy) == len(eager)
         for got, want in zip(lazy, eager):
             np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=f"seed {seed}")
