@@ -970,8 +970,13 @@ def _unary(x, op, c=0.0, d=0.0):
             if x._rg and a.size >= 128 and state.grad_enabled and state.tracing is None:
                 return _trig_recorded(x, a, op)  # (smaller: the sweep's trig costs less)
             y = _sin_cos(a, op == T.COS)
-        elif op == T.TANH and a.size <= _config.LAZY_TANH:  # libm's, as a lazy tanh's
-            y = _tanh(a)
+        elif op == T.TANH:
+            if a.size <= _config.LAZY_TANH:  # libm's, as a lazy tanh's
+                y = _tanh(a)
+            elif x._rg and state.grad_enabled and state.tracing is None:
+                return _tanh_recorded(x, a)
+            else:
+                y = _tanh_big(a)
         elif op in _MAY_WARN:
             y = _quiet(spec.np_fn, a)
         else:
@@ -1034,6 +1039,34 @@ def _sin_cos(a, cos):
     out = np.empty(a.shape)
     T.sin_cos(a.ravel(), out.reshape(-1), cos)
     return out
+
+
+def _tanh_big(a):
+    """tanh of a float64 array of more than LAZY_TANH elements (_tape.tanh_big: within 2 ulp,
+    1.5x NumPy's speed here), recorded or not."""
+    out = np.empty(a.shape)
+    flat = out.reshape(-1)
+    T.tanh_big(a.reshape(-1), flat, flat)
+    return out
+
+
+def _tanh_recorded(x, a):
+    """tanh of x (a float64 array of more than LAZY_TANH elements), recorded: its values
+    written into the result and into the arena in the same pass (TANH saves its output)."""
+    seg = _current()
+    ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
+    m = a.size
+    o = seg.nbulk
+    if o + m > len(seg.bulk):
+        seg._grow_bulk(o + m)
+    y = np.empty(a.shape)
+    T.tanh_big(a.reshape(-1), y.reshape(-1), seg.bulk[o:o + m])
+    seg.nbulk = o + m
+    r = seg.nrec
+    seg.nrec = r + 1
+    seg.stage.extend((T.TANH + _ARR, ra, 0.0, m))
+    seg._staged(r)
+    return _result(y, _F64, seg, r)
 
 
 def _tanh(a):
