@@ -172,9 +172,9 @@ class Segment:
         a row which reads it (READS) copies it first (save_read), and a lazy record (whose
         value the flush computes from its operands' in the arena) of as many elements copies
         every deferred value of its segment before it is staged (_tensor._lazy_too_big, and
-        _lazy_cat).  In-place writes to it
-        since then change what is copied, as they change what PyTorch saved, and a backward
-        that needs a value written since its record raises as PyTorch's does."""
+        _lazy_cat).  In-place writes to it since then change what is copied, as they change
+        what PyTorch saved, and a backward that needs a value written since its record
+        raises as PyTorch's does."""
         self.unsaved[r] = (o, value)
         if _config.DEFER_POISON:
             self.bulk[o:o + value.size] = np.nan

@@ -1235,15 +1235,15 @@ def tanh_into(x, y):
 
 
 # tanh over float64 arrays of more than LAZY_TANH elements, written so LLVM vectorizes it: NumPy's
-# tanh took 81-88 us for 65 536 elements here and a recorded one then copied its result into
-# the arena (~30 us more, into memory not in cache); this loop writes both in 58-62 us.
+# tanh took 75-88 us for 65 536 elements here and a recorded one then copied its result into
+# the arena (~30 us more, into memory not in cache); this loop writes both in 51-54 us.
 # tanh(x) = sign(x) * e / (e + 2) with e = expm1(2|x|) below |x| = 0.55, sign(x) * (1 - 2 / (e + 2))
 # above (there 2 / (e + 2) < 1/2, and near 1 the result rounds as the exact one: monotone).
 # expm1(t): t = k ln 2 + r, |r| <= ln(2) / 2 (Cody and Waite's two-part ln 2, so k ln 2's
 # high part is exact), expm1(r) its Taylor series to r**13 (the next term is below 1e-17 of
 # it), then 2**k * expm1(r) + (2**k - 1), exact but for one rounding (2**k - 1 is exact for
 # k <= 53; k <= 56 here).  Within 2 ulp of the correctly rounded tanh, against NumPy's (and
-# SLEEF's) 1 (tests/test_trig.py measures it against mpmath); |x| > 19.1 gives +-1, as
+# SLEEF's) 1 (tests/test_tanh.py measures it against mpmath); |x| > 19.1 gives +-1, as
 # tanh(19.1) rounds to 1; nan stays nan, -0.0 stays -0.0.
 
 _LOG2E = 1.4426950408889634

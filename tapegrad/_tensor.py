@@ -293,6 +293,8 @@ def _lazy_too_big(seg, op, m):
     if seg.unsaved:
         seg.save_all()
     return False
+
+
 _ADD, _SUB, _MUL = T.ADD, T.SUB, T.MUL
 _LAZY_TRIG = (T.TANH, T.SIN, T.COS)
 _ADDC, _SUBC, _RSUBC, _MULC, _DIVC = T.ADDC, T.SUBC, T.RSUBC, T.MULC, T.DIVC
@@ -3019,9 +3021,10 @@ def _mark_modified(t, at=None):
 
     Writes through ``.data`` raise no errors in PyTorch and its saved tensors see
     the new values: the tape's copies of the aliased tensor's records are updated
-    instead.  Every other write bumps the version and flags the records of t, its
-    base and what it was detached from, with the record index the write happened
-    at (consumers recorded later are not stale).
+    instead.  Every other write bumps the version and flags the records of every
+    tensor sharing t's storage and version (_sharers: t, its base, what either was
+    detached from, transitively), with the record index the write happened at
+    (consumers recorded later are not stale).
     """
     x = _extra(t)
     old = x.vc[0]
