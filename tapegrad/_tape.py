@@ -1350,12 +1350,9 @@ def sin_cos_d(x, y, d, y2, cos):
 def _unary_values(o, bulk, yi, xi, m, c, d):
     """bulk[yi + k] = the unary op of bulk[xi + k] (replay)."""
     yu, xu, mu = _u(yi), _u(xi), _u(m)
-    if _lazy_arith(o, bulk, yu, xu, _u(0), mu, c):  # + - * / a constant, negation
+    if _lazy_arith(o, bulk, yu, xu, _u(0), mu, c):  # + - * / a constant, negation, squares
         return
-    if o == POWC and c == 2.0:  # as NumPy's power: a square is x * x
-        for k in range(mu):
-            bulk[yu + k] = bulk[xu + k] * bulk[xu + k]
-    elif (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):  # as the eager forward
+    if (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):  # as the eager forward
         for k in range(mu):
             bulk[yu + k] = _sin_cos(bulk[xu + k], o == COS)
     else:
@@ -1595,17 +1592,17 @@ ARR = 1 << 11
 ELEM = 1 << 12
 LAZY = 1 << 13
 # the ops a record staged as op + LAZY may have: its values are computed by flush (below)
-LAZY_UNARY = (NEG, ADDC, SUBC, RSUBC, MULC, DIVC, TANH, SIN, COS)
+LAZY_UNARY = (NEG, ADDC, SUBC, RSUBC, MULC, DIVC, POWC, TANH, SIN, COS)  # POWC: x ** 2 only
 LAZY_BINARY = (ADD, SUB, MUL)
 
 
 @_j
 def _lazy_arith(o, bulk, yu, xu, zu, mu, c):
     """bulk[yu:yu + mu] = the values of a record staged lazily (op + LAZY), from its
-    operands' values at xu (and zu), for + - * / and negation; False for the other lazy
-    ops (_lazy_trig).  The same arithmetic as the eager forward (NumPy's IEEE + - * / and
-    negation, the trig kernels' sin and cos, libm's tanh as ``tanh_into``), so a value is
-    the same bits whichever way it was computed."""
+    operands' values at xu (and zu), for + - * /, negation and squares; False for the other
+    lazy ops (_lazy_trig).  The same arithmetic as the eager forward (NumPy's IEEE + - * /
+    and negation, its power's square x * x, the trig kernels' sin and cos, libm's tanh as
+    ``tanh_into``), so a value is the same bits whichever way it was computed."""
     if o == MUL:
         for k in range(mu):
             bulk[yu + k] = bulk[xu + k] * bulk[zu + k]
@@ -1633,6 +1630,9 @@ def _lazy_arith(o, bulk, yu, xu, zu, mu, c):
     elif o == NEG:
         for k in range(mu):
             bulk[yu + k] = -bulk[xu + k]
+    elif o == POWC and c == 2.0:  # (the only power staged lazily: _tensor._binary_number)
+        for k in range(mu):
+            bulk[yu + k] = bulk[xu + k] * bulk[xu + k]
     else:
         return False
     return True
@@ -1667,8 +1667,9 @@ def _make_flush(trig):
         op + LAZY (an ARR row whose values were not computed) gets them computed here, from
         its operands' (earlier records, already flushed): a record's values are in the arena
         once it is flushed.  A lazy row with ELEM set (op + LAZY + ELEM: a SLICE of a lazy
-        value, a CAT with a lazy part) holds its index map's aux entry where a plain row
-        holds b, and gets its values gathered from its operands' (_lazy_gather).  It keeps
+        value, a CAT with a lazy part, a BROADCAST of a scalar) holds its index map's aux
+        entry where a plain row holds b, and gets its values gathered from its operands'
+        (_lazy_gather).  It keeps
         the GIL (Segment.flush: the owner thread must not grow the arena meanwhile)."""
         rows = stage.shape[0] // W
         j = 0
@@ -1682,7 +1683,7 @@ def _make_flush(trig):
             lazy = o >= LAZY
             if lazy:
                 o -= LAZY - ARR
-                if o >= ELEM + ARR:  # a lazy view or concatenation: its map in aux
+                if o >= ELEM + ARR:  # a lazy view, concatenation or broadcast: its map in aux
                     o -= ELEM + ARR
                     m = int(stage[k + 3])
                     n[i] = m
@@ -1748,11 +1749,17 @@ def _make_flush(trig):
 
 @_j
 def _lazy_gather(o, i, a, val, n, off, aux, auxi, bulk):
-    """The values of lazy record i, a SLICE of a 1-d record (its map [1, start, m, step]) or a
-    CAT of 1-d records (its map [k, then per part: record, 1, start, m, 1]), from its
-    operands' values, as NumPy's slice and concatenate give them."""
+    """The values of lazy record i, a SLICE of a 1-d record (its map [1, start, m, step]), a
+    CAT of 1-d records (its map [k, then per part: record, 1, start, m, 1]) or a BROADCAST
+    of a one-element record (_tensor._lazy_scalar), from its operands' values, as NumPy's
+    slice, concatenate and broadcast give them."""
     at = aux[i]
     yo = off[i]
+    if o == BROADCAST:
+        v = val[a[i]]
+        for t in range(n[i]):
+            bulk[yo + t] = v
+        return
     if o == SLICE:
         xo = off[a[i]] + auxi[at + 1]
         step = auxi[at + 3]

@@ -148,7 +148,7 @@ def test_what_is_not_lazy():
     assert _is_lazy(big * 2.0) and not _is_lazy(tapegrad.tanh(big))
     assert not _is_lazy(tapegrad.sin(tapegrad.tensor(np.ones(128), requires_grad=True)))
     assert not _is_lazy(x * tapegrad.tensor(np.ones((3, 16))))  # broadcast
-    assert not _is_lazy(x * tapegrad.tensor(2.0))  # with a 0-d tensor
+    assert not _is_lazy(x * tapegrad.tensor(2.0))  # float32 0-d (float64: test_lazy_scalar)
     assert not _is_lazy(x.exp())  # not one of the lazy ops
 
     seen = []
