@@ -434,6 +434,8 @@ def _lazy_scalar(op, x, y):
     rb = seg.nrec  # (again: _ref may have recorded, current() may have rotated)
     seg.nrec = rb + 2
     seg.nlazy += 2
+    if op == _MUL:  # (the product saves the broadcast: as _operand)
+        seg.views.setdefault(rs, []).append(rb)
     stage = seg.stage
     if s is x:
         stage.extend((_LAZY_BROADCAST, rs, at, m, op + _LAZYBIT, rb, rt, m))
@@ -837,11 +839,17 @@ def _operand(seg, t, shape, op=-1) -> int:
         return r
     m = math.prod(shape)
     if m == 1:
-        return seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
-                          seg.shared_aux(_broadcast_map(tshape, shape)))
-    return seg.record_broadcast(r, _val64(t), shape, m,
-                                seg.shared_aux(_broadcast_map(tshape, shape)),
-                                not (op == T.ADD or op == T.SUB) or state.tracing is not None)
+        v = seg.record(T.BROADCAST, r, -1, 0.0, np.broadcast_to(_val64(t), shape),
+                       seg.shared_aux(_broadcast_map(tshape, shape)))
+    else:
+        v = seg.record_broadcast(r, _val64(t), shape, m,
+                                 seg.shared_aux(_broadcast_map(tshape, shape)),
+                                 not (op == T.ADD or op == T.SUB) or state.tracing is not None)
+    if not (op == T.ADD or op == T.SUB):
+        # op saves the broadcast copy, which is t's value to PyTorch: a write to t before
+        # backward makes it stale as well (_flag_views), and backward raises PyTorch's error
+        seg.views.setdefault(r, []).append(v)
+    return v
 
 
 def _c_strides(shape):

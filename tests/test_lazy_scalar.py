@@ -181,17 +181,67 @@ def test_what_stays_eager():
     assert seen and not any(seen)
 
 
+def _write_after_use(t, which, make):
+    x = t.tensor([0.5, 1.5, 2.5], dtype=t.float64, requires_grad=True)
+    w = t.tensor([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]], dtype=t.float64, requires_grad=True)
+    s = x.sum() * 1.0  # a 0-d result
+    b = x * 1.0  # a 1-d result, broadcast against w's rows
+    y = make(s, b, x, w)
+    (s if which == "s" else b).mul_(2.0)
+    return y, x, w
+
+
+WRITES = [
+    ("s * x", "s", lambda s, b, x, w: s * x),
+    ("x * s", "s", lambda s, b, x, w: x * s),
+    ("s * (x * 1)", "s", lambda s, b, x, w: s * (x * 1.0)),
+    ("w * b", "b", lambda s, b, x, w: w * b),
+    ("b / w", "b", lambda s, b, x, w: b / w),
+    ("w / s", "s", lambda s, b, x, w: w / s),
+    ("b * s", "b", lambda s, b, x, w: b * s),
+]
+
+
+def t_const(x):
+    return x.detach() + 1.0
+
+
 @requires_torch
-def test_an_operand_written_in_place_after_its_use():
-    """PyTorch's error when the saved array changed before backward; its gradient when
-    only an operand of + (not saved) did."""
+@pytest.mark.parametrize("name, which, make", WRITES, ids=[w[0] for w in WRITES])
+def test_a_saved_operand_written_in_place_raises_pytorchs_error(name, which, make):
+    """A 0-d tensor (lazily or eagerly broadcast) or an array broadcast against a matrix,
+    written in place after an op that saves it: PyTorch's version error at backward."""
     for t in (tapegrad, real_torch):
-        x = t.tensor([0.5, 1.5, 2.5], dtype=t.float64, requires_grad=True)
-        v = x * 1.0
-        y = x[1] * v
-        v.mul_(2.0)
+        E.state.seg.lazy_off = 0
+        y, _, _ = _write_after_use(t, which, make)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             y.sum().backward()
+
+
+ADDS = [
+    ("s + x", "s", lambda s, b, x, w: (s + x) * x),
+    ("x - s", "s", lambda s, b, x, w: (x - s) * x),
+    ("w + b", "b", lambda s, b, x, w: (w + b) * w),
+    ("b - w * s", "s", lambda s, b, x, w: b - w.sum() * x),
+    ("s * const", "s", lambda s, b, x, w: s * t_const(x) + w),  # (saves the constant only)
+]
+
+
+@requires_torch
+@pytest.mark.parametrize("name, which, make", ADDS, ids=[a[0] for a in ADDS])
+def test_an_operand_of_a_sum_written_in_place_keeps_pytorchs_gradient(name, which, make):
+    """+ and - save no operand, nor does a product its operand's whose other operand needs
+    no gradient: the write is no error, and the gradient is PyTorch's."""
+    grads = []
+    for t in (tapegrad, real_torch):
+        E.state.seg.lazy_off = 0
+        y, x, w = _write_after_use(t, which, make)
+        y.sum().backward()
+        grads.append([None if g is None else g.numpy().copy() for g in (x.grad, w.grad)])
+    for g0, g1 in zip(*grads):
+        assert (g0 is None) == (g1 is None)
+        if g0 is not None:
+            np.testing.assert_allclose(g0, g1, rtol=1e-12)
     grads = []
     for t in (tapegrad, real_torch):
         x = t.tensor([0.5, 1.5, 2.5], dtype=t.float64, requires_grad=True)
