@@ -2245,6 +2245,11 @@ class Tensor:
         return _binary(T.DIV, self, other, True)
 
     def __pow__(self, other):
+        sv = self._v
+        if sv is not None and (other.__class__ is int or other.__class__ is float) and other == 2:
+            # a fast-path scalar squared (x ** 2: PowBackward0): x * x, the bits of pow(x, 2),
+            # overflowing to inf where Python's ** raises
+            return _scalar_c(T.POWC, self, 2.0, sv * sv)
         return _binary(T.POW, self, other)
 
     def __rpow__(self, other):

@@ -743,3 +743,40 @@ def test_a_backward_inside_a_hook_shares_the_threads_buffers_safely():
     hand = 3.0 * np.cos(x0 * x0) * x0 * 2 * x0 + np.sin(x0 * x0) + np.array([x0[1], x0[0], 0.0])
     np.testing.assert_allclose(got.numpy(), hand, rtol=1e-12)
     np.testing.assert_allclose(got_inner[0].numpy(), np.full(3, 1.0001 ** 3000), rtol=1e-9)
+
+
+SQUARES = [1.5, -2.25, 0.0, -0.0, 1e200, -1e-200, 5e-324, np.inf, -np.inf, np.nan, 1e154,
+           1.3407807929942596e154, 3.0000000000000004]
+
+
+@pytest.mark.parametrize("exponent", [2, 2.0])
+def test_square_of_a_scalar_is_the_bits_of_numpy_power_and_its_gradient(exponent):
+    """x ** 2 on a fast-path scalar (Tensor.__pow__'s x * x): NumPy's power bits, inf where
+    Python's ** overflows, PowBackward0, 2x as gradient; other exponents the general path."""
+    rng = np.random.default_rng(5)
+    values = SQUARES + list(rng.standard_normal(200) * 10.0 ** rng.integers(-160, 160, 200))
+    for v in values:
+        x = tapegrad.tensor(v, dtype=tapegrad.float64, requires_grad=True)
+        y = x * 1.0
+        z = y ** exponent
+        with np.errstate(all="ignore"):
+            want = np.power(np.float64(v), 2)
+        assert np.float64(z.item()).view(np.int64) == want.view(np.int64), v
+        assert type(z.grad_fn).__name__ == "PowBackward0"
+        z.backward()
+        g = x.grad.item()
+        assert g == 2.0 * v or (np.isnan(g) and np.isnan(v)), v
+
+
+@requires_torch
+def test_scalar_powers_match_torch():
+    for v in SQUARES:
+        got = []
+        for t in (tapegrad, real_torch):
+            x = t.tensor(v, dtype=t.float64, requires_grad=True)
+            y = x ** 2 + (x * 0.5) ** 2.0 + x ** 3 + (x * x) ** 2
+            y.backward()
+            got.append((y.item(), x.grad.item()))
+        np.testing.assert_array_equal(np.array(got[0]), np.array(got[1]))
+    x = tapegrad.tensor([0.5, 1.5, -2.0], dtype=tapegrad.float64, requires_grad=True)
+    assert gradcheck(lambda a: (a[0] ** 2 * a[1] + a[2] ** 2) ** 2, (x,))

@@ -278,3 +278,29 @@ def test_many_across_flushes_and_segments(monkeypatch):
     lazy, eager = run(True), run(False)
     for a, b in zip(lazy, eager):
         np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+@requires_torch
+@pytest.mark.parametrize("other_requires_grad", [True, False])
+def test_an_optimizer_style_write_to_an_elements_owner(other_requires_grad):
+    """x[1] * w, then x.add_ under no_grad (an optimizer step) before backward: PyTorch's error
+    when the product saved the element (w requires grad), its gradient when it did not."""
+    out = []
+    for t in (tapegrad, real_torch):
+        E.state.seg.lazy_off = 0
+        x = t.tensor(np.array([0.5, 1.5, 2.5]), requires_grad=True)
+        w = t.tensor(np.linspace(-1, 1, 5), requires_grad=other_requires_grad)
+        z = x[1] * w
+        assert t is real_torch or _is_lazy(z)
+        y = z.sum() + (w - x[0]).sum()
+        with t.no_grad():
+            x.add_(1.0)
+        try:
+            y.backward()
+            out.append(x.grad.numpy().copy())
+        except RuntimeError as exc:
+            assert "modified by an inplace operation" in str(exc)
+            out.append("error")
+    assert isinstance(out[0], str) == isinstance(out[1], str) == other_requires_grad
+    if not other_requires_grad:
+        np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
