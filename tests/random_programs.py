@@ -1,9 +1,10 @@
 """Random programs on float64 vectors, shared by the lazy-result and deferred-value tests.
 
 ``random_program(seed, n)`` runs one in tapegrad: the lazy ops, reads of intermediate values,
-in-place writes under no_grad (also through a slice), slices and cat (of lazy values too), ops
-that are not lazy, sums. It returns the output, the gradients and the values read, for tests
-that compare two ways of running the same program bit for bit.
+in-place writes under no_grad (also through a slice), slices and cat (of lazy values too),
+0-d tensors with arrays, squares, ops that are not lazy, sums. It returns the output, the
+gradients and the values read, for tests that compare two ways of running the same program
+bit for bit.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def random_program(seed, n=None):
     vals, reads = [x, w, x * 1.0], []
     for _ in range(int(rng.integers(5, 60))):
         u, v = vals[rng.integers(len(vals))], vals[rng.integers(len(vals))]
-        op = int(rng.integers(19))
+        op = int(rng.integers(21))
         c = float(rng.uniform(-2, 2))
         if op == 0:
             r = u + v
@@ -69,6 +70,10 @@ def random_program(seed, n=None):
             s = r[1:]
             with tapegrad.no_grad():
                 s.mul_(2.0)
+        elif op == 19:  # a 0-d tensor with an array, the scalar first (lazy: _lazy_scalar)
+            r = v.sum() * 0.5 - u
+        elif op == 20:  # an element times an array, and a square (lazy too)
+            r = u[0] * v + u ** 2
         else:
             r = u * v.sum()
         vals.append(r)
