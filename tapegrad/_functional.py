@@ -51,7 +51,8 @@ from ._library import (  # noqa: F401
 )
 from ._tensor import Tensor, _binary, _unary, cat, concat, concatenate, stack, tensor
 
-__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow",
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide",
+           "floor_divide", "pow",
            "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",
            "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
            "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",
@@ -94,7 +95,14 @@ def div(input, other, *, rounding_mode=None):
 
 
 divide = div
-true_divide = div
+
+
+def true_divide(input, other):
+    return _t(input) / other
+
+
+def floor_divide(input, other):
+    return _t(input).floor_divide(other)
 
 
 def pow(input, exponent):

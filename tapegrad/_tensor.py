@@ -1373,6 +1373,13 @@ def _binary_number(op, x, c, reverse, tried=False):
     return _result(out, dt)
 
 
+def _division():
+    """tapegrad._rounding (division with rounding), imported at first use: it builds on
+    autograd.Function, which imports this module."""
+    from . import _rounding as R
+    return R
+
+
 def _pow(a, b):
     try:
         r = a**b
@@ -2280,9 +2287,23 @@ class Tensor:
         return self * other
 
     def div(self, other, *, rounding_mode=None):
-        if rounding_mode is not None:
-            raise ValueError("tapegrad: div(rounding_mode=...) is not supported yet")
+        if rounding_mode is None:
+            return self / other
+        return _division().divide(self, other, rounding_mode)
+
+    divide = div
+
+    def true_divide(self, other):
         return self / other
+
+    def floor_divide(self, other):
+        return _division().divide(self, other, "floor", floor_divide=True)
+
+    def __floordiv__(self, other):
+        return _division().divide(self, other, "floor", floor_divide=True)
+
+    def __rfloordiv__(self, other):
+        return _division().divide(self, other, "floor", reverse=True, floor_divide=True)
 
     def pow(self, exponent):
         return self**exponent
@@ -2952,8 +2973,16 @@ class Tensor:
     def mul_(self, other):
         return _inplace(self, lambda: self * other, other)
 
-    def div_(self, other):
-        return _inplace(self, lambda: self / other, other)
+    def div_(self, other, *, rounding_mode=None):
+        return _inplace(self, lambda: self.div(other, rounding_mode=rounding_mode), other)
+
+    divide_ = div_
+
+    def floor_divide_(self, other):
+        return _inplace(self, lambda: self.floor_divide(other), other)
+
+    def __ifloordiv__(self, other):
+        return self.floor_divide_(other)
 
     def pow_(self, exponent):
         return _inplace(self, lambda: self**exponent, exponent)

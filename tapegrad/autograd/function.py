@@ -56,9 +56,10 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        name = getattr(cls, "_node_name", None) or cls.__name__ + "Backward"
         if E.state.tracing is not None:
-            E.state.tracing.refuse(f"a custom autograd.Function ({cls.__name__}): its backward "
-                                   "is Python")
+            E.state.tracing.refuse(f"{name} (a node whose backward is Python: a custom "
+                                   "autograd.Function, or a division with rounding)")
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():
@@ -70,7 +71,6 @@ class Function:
         seg = E.current()
         in_recs = [_ref(seg, a) if need else -1 for a, need in zip(args, ctx.needs_input_grad)]
         node = seg.record(T.PYFUNC, -1, -1, 0.0, 0.0, seg.add_aux([len(args), *in_recs]))
-        name = cls.__name__ + "Backward"
         meta = []
         for j, o in enumerate(outs):
             if not (isinstance(o, Tensor) and o.dtype.is_floating_point) or \
