@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 from . import _tape as T
+from ._assemble import (  # noqa: F401
+    count_nonzero,
+    hstack,
+    meshgrid,
+    nan_to_num,
+    nonzero,
+    row_stack,
+    vstack,
+)
 from ._library import (  # noqa: F401
     addmm,
     amax,
     amin,
     argmax,
     argmin,
+    argsort,
     atan2,
     baddbmm,
     bmm,
@@ -39,9 +49,11 @@ from ._library import (  # noqa: F401
     scatter,
     scatter_add,
     softmax,
+    sort,
     split,
     std,
     tile,
+    topk,
     tril,
     triu,
     unbind,
@@ -49,10 +61,23 @@ from ._library import (  # noqa: F401
     var,
     where,
 )
+from ._predicates import (  # noqa: F401
+    allclose,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+)
 from ._tensor import Tensor, _binary, _unary, cat, concat, concatenate, stack, tensor
 
 __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide",
-           "floor_divide", "pow",
+           "floor_divide", "pow", "isnan", "isinf", "isfinite", "isclose", "allclose",
+           "logical_and", "logical_or", "logical_xor", "logical_not", "nonzero",
+           "count_nonzero", "nan_to_num", "hstack", "vstack", "row_stack", "meshgrid",
            "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",
            "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
            "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",
@@ -60,7 +85,8 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "concatenate", "stack", "log1p", "expm1", "log2", "log10", "exp2", "tan", "sinh",
            "cosh", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "erf", "rsqrt", "square",
            "sign", "floor", "ceil", "round", "trunc", "clamp", "clip", "addmm", "amax", "amin",
-           "argmax", "argmin", "atan2", "baddbmm", "bmm", "broadcast_tensors", "broadcast_to",
+           "argmax", "argmin", "argsort", "sort", "topk", "atan2", "baddbmm", "bmm",
+           "broadcast_tensors", "broadcast_to",
            "chunk", "cumprod", "cumsum", "diagonal", "einsum", "flip", "fmod", "gather",
            "index_select", "lerp", "logsumexp", "masked_fill", "masked_select", "max", "maximum",
            "min", "minimum", "narrow", "outer", "prod", "remainder", "roll", "scatter",

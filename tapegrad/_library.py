@@ -510,6 +510,53 @@ def _index_offsets(x, dim, idx):
     return np.ravel_multi_index(tuple(grid), x.shape if x.ndim else (1,)), d
 
 
+sort_values = namedtuple("sort", ["values", "indices"])
+topk_values = namedtuple("topk", ["values", "indices"])
+
+
+def _order(a, d, descending):
+    """The indices that sort ``a`` along axis d, ties in their order (stable), nan the
+    largest value, as PyTorch's sort: descending sorts the reversed array ascending, then
+    reverses the result back."""
+    if not descending:
+        return np.argsort(a, axis=d, kind="stable")
+    return a.shape[d] - 1 - np.flip(np.argsort(np.flip(a, d), axis=d, kind="stable"), d)
+
+
+def _ordered(x, name, dim, descending, k=None):
+    """x's elements in order along dim (the first k), and their indices: the values a GATHER
+    of x shown as the node ``name``, the indices int64 without history."""
+    _untraced(x, f"{name[:-9].lower()}() (an order picked by the values)")
+    d = _wrap_dim(dim, x.ndim)
+    a = _val(x).reshape(x.shape or (1,))
+    if k is not None and not 0 <= k <= a.shape[d]:
+        raise RuntimeError("selected index k out of range")
+    idx = _order(a, d, descending)
+    if k is not None:
+        idx = np.take(idx, np.arange(k), axis=d)
+    offsets = np.take_along_axis(_grid(a.shape), idx, axis=d)
+    if not x.shape:  # 0-d: one element, index 0
+        idx, offsets = idx.reshape(()), offsets.reshape(())
+    with composite(name, (x,)) as comp:
+        values = comp.output(_gather(T.GATHERX, x, _val(x).reshape(-1)[offsets], offsets))
+    return values, _result(_out(np.asarray(idx, dtype=np.int64), D.int64), D.int64)
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    """Values and indices along dim; a stable order whatever ``stable`` says (PyTorch's
+    unstable order is some order of the ties)."""
+    return sort_values(*_ordered(input, "SortBackward0", dim, descending))
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    return _ordered(input, "SortBackward0", dim, descending)[1]
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """The k largest (or smallest) values along dim and their indices, in order."""
+    return topk_values(*_ordered(input, "TopkBackward0", dim, largest, k))
+
+
 def gather(input, dim, index, *, sparse_grad=False):
     idx = _index_array(index, "gather")
     offsets, _ = _index_offsets(input, dim, idx)

@@ -1373,6 +1373,12 @@ def _binary_number(op, x, c, reverse, tried=False):
     return _result(out, dt)
 
 
+def _predicates():
+    """tapegrad._predicates (isnan, isclose, logical_and...), imported at first use."""
+    from . import _predicates as P
+    return P
+
+
 def _division():
     """tapegrad._rounding (division with rounding), imported at first use: it builds on
     autograd.Function, which imports this module."""
@@ -1761,6 +1767,54 @@ class Tensor:
 
     def ndimension(self) -> int:
         return self.ndim
+
+    # ------------------------------------------------------------ new tensors, value tests
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return zeros(*size, dtype=dtype or self._dt, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=dtype or self._dt, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return empty(*size, dtype=dtype or self._dt, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=dtype or self._dt, requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.detach().numpy().copy()
+        return tensor(data, dtype=dtype or self._dt, requires_grad=requires_grad)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def isnan(self):
+        return _predicates().isnan(self)
+
+    def isinf(self):
+        return _predicates().isinf(self)
+
+    def isfinite(self):
+        return _predicates().isfinite(self)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _predicates().isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _predicates().allclose(self, other, rtol, atol, equal_nan)
+
+    def logical_and(self, other):
+        return _predicates().logical_and(self, other)
+
+    def logical_or(self, other):
+        return _predicates().logical_or(self, other)
+
+    def logical_xor(self, other):
+        return _predicates().logical_xor(self, other)
+
+    def logical_not(self):
+        return _predicates().logical_not(self)
 
     def numel(self) -> int:
         a = self._a
@@ -2577,6 +2631,30 @@ class Tensor:
 
     def argmin(self, dim=None, keepdim=False):
         return L.argmin(self, dim, keepdim)
+
+    def nonzero(self, *, as_tuple=False):
+        return A.nonzero(self, as_tuple=as_tuple)
+
+    def count_nonzero(self, dim=None):
+        return A.count_nonzero(self, dim)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return A.nan_to_num(self, nan, posinf, neginf)
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        return A.uniform_(self, a, b, generator=generator)
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        return A.normal_(self, mean, std, generator=generator)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return L.sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return L.argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return L.topk(self, k, dim, largest, sorted)
 
     def prod(self, dim=None, keepdim=False, *, dtype=None):
         return L.prod(self, dim, keepdim, dtype=dtype)
@@ -3959,4 +4037,5 @@ def numel(input) -> int:
 
 
 
+from . import _assemble as A  # noqa: E402  (ops built from the library's)
 from . import _library as L  # noqa: E402  (the op library uses this module)
