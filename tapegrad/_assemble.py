@@ -1,10 +1,13 @@
-"""Ops built from other ops: ``nonzero count_nonzero nan_to_num hstack vstack meshgrid`` and
-the in-place ``uniform_ normal_``, with PyTorch's values, shapes and nodes.
+"""Ops built from other ops: ``nonzero count_nonzero nan_to_num nansum nanmean hstack vstack
+meshgrid addcmul addcdiv diff`` and the in-place ``uniform_ normal_``, with PyTorch's values,
+shapes and nodes.
 
-The differentiable ones compose recorded ops (``cat`` of views, ``expand`` of views, a
-``where`` shown as PyTorch's NanToNumBackward0), so their gradients are those ops' and no
-new rule is needed. The index ops depend on the values: while ``tapegrad.trace`` records, a
-traced input is refused.
+Most differentiable ones compose recorded ops (``cat`` of views, ``expand`` of views,
+products shown as AddcmulBackward0), so their gradients are those ops' and no new rule is
+needed. ``nansum`` and ``nan_to_num`` are nodes with a Python backward (``autograd.Function``)
+that multiplies the gradient by a mask, as PyTorch's do: a selection would give 0 where
+PyTorch gives nan for an infinite gradient. The ops that depend on the values are refused
+while ``tapegrad.trace`` records a traced input (a Function always is).
 """
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ import warnings
 import numpy as np
 
 from . import _dtype as D
-from ._library import composite, where
+from ._library import composite
 from ._tensor import (
+    _SHORT,
     _dims,
     _out,
     _result,
@@ -25,6 +29,7 @@ from ._tensor import (
     cat,
     tensor,
 )
+from .autograd.function import Function
 
 
 def nonzero(input, *, out=None, as_tuple=False):
@@ -44,20 +49,30 @@ def count_nonzero(input, dim=None):
                    D.int64)
 
 
+class _NanToNum(Function):
+    """PyTorch's NanToNumBackward0: the gradient times the mask of finite values (a product,
+    as PyTorch's, so an infinite gradient gives nan at the replaced places)."""
+
+    _node_name = "NanToNumBackward0"
+
+    @staticmethod
+    def forward(ctx, x, value):
+        ctx.finite = np.isfinite(_val(x))
+        return _result(_out(value, x.dtype), x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        with np.errstate(invalid="ignore"):
+            return _result(_out(_val(g) * ctx.finite, g.dtype), g.dtype), None
+
+
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
     """nan, inf and -inf replaced (by 0 and the dtype's largest and lowest finite values
     unless given); the gradient flows where the input is finite (NanToNumBackward0)."""
-    dt = input.dtype
-    a = _val(input)
-    if not dt.is_floating_point:
+    if not input.dtype.is_floating_point:
         return input.clone()
-    value = np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
-    if not input.requires_grad:
-        return _result(_out(value, dt), dt)
-    _untraced(input, "nan_to_num() (which elements it replaces depends on the values)")
-    finite = _result(_out(np.isfinite(a), D.bool_), D.bool_)
-    with composite("NanToNumBackward0", (input,)) as comp:
-        return comp.output(where(finite, input, _result(_out(value, dt), dt)))
+    value = np.nan_to_num(_val(input), nan=nan, posinf=posinf, neginf=neginf)
+    return _NanToNum.apply(input, value)
 
 
 def _atleast(t, k):
@@ -118,3 +133,83 @@ def uniform_(t, a=0.0, b=1.0, *, generator=None):
 
 def normal_(t, mean=0.0, std=1.0, *, generator=None):
     return _fill_random(t, lambda r, s: mean + std * r.standard_normal(s), generator)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2, multiplied in ATen's order ((value * t1) * t2)."""
+    with composite("AddcmulBackward0", (input, tensor1, tensor2)) as comp:
+        t1 = tensor1 if value == 1 else tensor1 * value
+        return comp.output(input + t1 * tensor2)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2, in ATen's order ((value * t1) / t2)."""
+    if not (tensor1.dtype.is_floating_point or tensor2.dtype.is_floating_point):
+        raise RuntimeError(
+            "Integer division with addcdiv is no longer supported, and in a future  release "
+            "addcdiv will perform a true division of tensor1 and tensor2. The historic addcdiv "
+            "behavior can be implemented as (input + value * torch.trunc(tensor1 / tensor2))"
+            ".to(input.dtype) for integer inputs and as (input + value * tensor1 / tensor2) for "
+            "float inputs. The future addcdiv behavior is just the latter implementation: "
+            "(input + value * tensor1 / tensor2), for all dtypes.")
+    with composite("AddcdivBackward0", (input, tensor1, tensor2)) as comp:
+        t1 = tensor1 if value == 1 else tensor1 * value
+        return comp.output(input + t1 / tensor2)
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """The n-th forward difference along dim (after prepend and append), as PyTorch builds
+    it: slices subtracted (logical_xor for bool)."""
+    x = input
+    if prepend is not None or append is not None:
+        x = cat([t for t in (prepend, x, append) if t is not None], dim)
+    d = _dims(dim, x.ndim)[0] if x.ndim else 0
+    for _ in range(n):
+        length = x.shape[d]
+        hi = x[(slice(None),) * d + (slice(1, None),)]
+        lo = x[(slice(None),) * d + (slice(0, builtins.max(length - 1, 0)),)]
+        x = hi.logical_xor(lo) if x.dtype is D.bool_ else hi - lo
+    return x
+
+
+class _Nansum(Function):
+    """PyTorch's NansumBackward0: the gradient times the mask of values that are not nan (a
+    product, so an infinite gradient gives nan at the nan places, as PyTorch's)."""
+
+    _node_name = "NansumBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        a = _val(x)
+        ctx.kept = ~np.isnan(a)
+        ctx.shape = tuple(x.shape)
+        ctx.dims = None if dim is None or keepdim or not x.ndim else _dims(dim, x.ndim)
+        return _result(_out(np.where(ctx.kept, a, 0), x.dtype), x.dtype).sum(dim, keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        ga = _val(g)
+        if ctx.dims is not None:
+            ga = np.expand_dims(ga, ctx.dims)
+        with np.errstate(invalid="ignore"):
+            full = np.broadcast_to(ga, ctx.shape) * ctx.kept
+        return _result(_out(full, g.dtype), g.dtype), None, None
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """The sum with nan counted as 0 (NansumBackward0)."""
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        return x.sum(dim, keepdim)
+    return _Nansum.apply(x, dim, keepdim)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """nansum over the count of values that are not nan (nan where there are none), as
+    PyTorch composes it (DivBackward0)."""
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError("nanmean(): expected input to have floating point or complex dtype "
+                           f"but got {_SHORT[x.dtype.name]}")
+    count = _result(_out(~np.isnan(_val(x)), D.bool_), D.bool_).sum(dim, keepdim)
+    return nansum(x, dim, keepdim) / count

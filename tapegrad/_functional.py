@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from . import _tape as T
 from ._assemble import (  # noqa: F401
+    addcdiv,
+    addcmul,
     count_nonzero,
+    diff,
     hstack,
     meshgrid,
     nan_to_num,
+    nanmean,
+    nansum,
     nonzero,
     row_stack,
     vstack,
@@ -78,6 +83,7 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "floor_divide", "pow", "isnan", "isinf", "isfinite", "isclose", "allclose",
            "logical_and", "logical_or", "logical_xor", "logical_not", "nonzero",
            "count_nonzero", "nan_to_num", "hstack", "vstack", "row_stack", "meshgrid",
+           "addcmul", "addcdiv", "diff", "nansum", "nanmean",
            "neg", "negative", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu", "sqrt", "abs",
            "reciprocal", "sum", "mean", "norm", "mm", "mv", "reshape", "flatten", "squeeze",
            "unsqueeze", "permute", "transpose", "t", "clone", "detach", "eq", "ne", "lt", "le",

@@ -2632,6 +2632,21 @@ class Tensor:
     def argmin(self, dim=None, keepdim=False):
         return L.argmin(self, dim, keepdim)
 
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return A.addcmul(self, tensor1, tensor2, value=value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return A.addcdiv(self, tensor1, tensor2, value=value)
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        return A.diff(self, n, dim, prepend, append)
+
+    def nansum(self, dim=None, keepdim=False, *, dtype=None):
+        return A.nansum(self, dim, keepdim, dtype=dtype)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None):
+        return A.nanmean(self, dim, keepdim, dtype=dtype)
+
     def nonzero(self, *, as_tuple=False):
         return A.nonzero(self, as_tuple=as_tuple)
 

@@ -117,6 +117,84 @@ def test_random_fills_follow_the_seed_and_pytorchs_leaf_rule():
 
 def test_traces_refuse_value_dependent_ones():
     for f, what in ((lambda v: v.nonzero().sum() * v.sum(), "nonzero"),
-                    (lambda v: tapegrad.nan_to_num(v).sum(), "nan_to_num")):
+                    (lambda v: tapegrad.nan_to_num(v).sum(), "NanToNumBackward0"),
+                    (lambda v: v.nansum(), "NansumBackward0")):
         with pytest.raises(tapegrad.TraceError, match=what):
             tapegrad.trace(f, np.array([1.0, 0.0]))
+
+
+def _arith(t):
+    """addcmul, addcdiv and diff: values, nodes and gradients."""
+    a = t.tensor([1.0, 2.0, 4.0], dtype=t.float64, requires_grad=True)
+    b = t.tensor([3.0, -1.0, 2.0], dtype=t.float64, requires_grad=True)
+    c = t.tensor([2.0, 5.0, -3.0], dtype=t.float64, requires_grad=True)
+    m = t.arange(12.0, dtype=t.float64).reshape(3, 4).requires_grad_()
+    y1, y2 = t.addcmul(a, b, c, value=0.3), t.addcdiv(a, b, c, value=2)
+    d1, d2 = t.diff(a), t.diff(a, n=2, prepend=b[:1], append=c)
+    out = [y1, y2, a.addcmul(b, c), a.addcdiv(b, c), _names(y1.grad_fn),
+           type(y2.grad_fn).__name__, d1, _names(d1.grad_fn), d2, t.diff(m, dim=0), m.diff(),
+           t.diff(t.tensor([True, False, False, True])),
+           t.addcmul(t.tensor([1, 2]), t.tensor([3, 4]), t.tensor([5, 6]), value=2)]
+    (y1.sum() + (y2 * y2).sum() + (d2 * d2).sum() + t.diff(m, n=2, dim=1).pow(2).sum()
+     ).backward()
+    return [*out, a.grad, b.grad, c.grad, m.grad]
+
+
+@requires_torch
+def test_addcmul_addcdiv_diff_are_pytorchs():
+    for mine, theirs in zip(_arith(tapegrad), _arith(real_torch)):
+        assert str(mine).replace("tapegrad", "torch") == str(theirs)
+    with pytest.raises(RuntimeError, match="Integer division with addcdiv is no longer"):
+        tapegrad.addcdiv(tapegrad.tensor([1, 2]), tapegrad.tensor([3, 4]), tapegrad.tensor([5, 6]))
+
+
+def test_addcmul_addcdiv_diff_gradients_match_finite_differences():
+    rng = np.random.default_rng(2)
+    a, b = (tapegrad.tensor(rng.normal(size=5), dtype=tapegrad.float64, requires_grad=True)
+            for _ in range(2))
+
+    def f(u, v):
+        return (tapegrad.addcmul(u, v, u, value=0.7).sin().sum()
+                + tapegrad.addcdiv(v, u, v * v + 1.0, value=-1.5).sum()
+                + tapegrad.diff(u * v, n=2, append=v[:2]).pow(2).sum())
+
+    assert gradcheck(f, (a, b))
+
+
+def _nan_reductions(t):
+    x = t.tensor([[1.0, math.nan, 3.0], [math.nan, math.nan, 2.0]], requires_grad=True)
+    out = []
+    for f in (lambda: t.nansum(x), lambda: x.nansum(dim=1), lambda: t.nanmean(x),
+              lambda: x.nanmean(dim=0, keepdim=True), lambda: x.nansum(dim=(0, 1), keepdim=True)):
+        y = f()
+        out += [y, type(y.grad_fn).__name__, _names(y.grad_fn)]
+        (y * 2).sum().backward()  # an all-nan column: nan gradients there, as PyTorch's
+        out.append(x.grad)
+        x.grad = None
+    inf = t.tensor([1.0, math.inf, math.nan], requires_grad=True)
+    (t.nan_to_num(inf) * t.tensor([math.inf, 1.0, 1.0])).sum().backward()
+    out += [inf.grad, t.nansum(t.tensor([1, 2])), t.nansum(t.tensor([1.0, 2.0]), dtype=t.float64)]
+    return out
+
+
+@requires_torch
+def test_nansum_nanmean_and_infinite_gradients_are_pytorchs():
+    for mine, theirs in zip(_nan_reductions(tapegrad), _nan_reductions(real_torch)):
+        assert str(mine).replace("tapegrad", "torch") == str(theirs)
+    for t in (tapegrad, real_torch):
+        with pytest.raises(RuntimeError, match="nanmean\\(\\): expected input to have floating "
+                                               "point or complex dtype but got Long"):
+            t.nanmean(t.tensor([1, 2]))
+
+
+def test_nansum_nanmean_values_and_finite_differences():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(4, 5))
+    a[1, 2] = a[3, 0] = math.nan
+    t = tapegrad.tensor(a)
+    np.testing.assert_allclose(t.nansum(dim=1).numpy(), np.nansum(a, axis=1), rtol=1e-15)
+    np.testing.assert_allclose(tapegrad.nanmean(t, dim=0).numpy(), np.nanmean(a, axis=0),
+                               rtol=1e-15)
+    x = tapegrad.tensor(rng.normal(size=(3, 4)), dtype=tapegrad.float64, requires_grad=True)
+    assert gradcheck(lambda v: (v.nansum(dim=0) * v.nanmean(dim=0)).sum()
+                     + tapegrad.nan_to_num(v.sin() * 3.0).pow(2).sum(), (x,))

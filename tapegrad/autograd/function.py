@@ -59,7 +59,8 @@ class Function:
         name = getattr(cls, "_node_name", None) or cls.__name__ + "Backward"
         if E.state.tracing is not None:
             E.state.tracing.refuse(f"{name} (a node whose backward is Python: a custom "
-                                   "autograd.Function, or a division with rounding)")
+                                   "autograd.Function, or tapegrad's nansum, nan_to_num or "
+                                   "division with rounding)")
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():
