@@ -1373,19 +1373,6 @@ def _binary_number(op, x, c, reverse, tried=False):
     return _result(out, dt)
 
 
-def _predicates():
-    """tapegrad._predicates (isnan, isclose, logical_and...), imported at first use."""
-    from . import _predicates as P
-    return P
-
-
-def _division():
-    """tapegrad._rounding (division with rounding), imported at first use: it builds on
-    autograd.Function, which imports this module."""
-    from . import _rounding as R
-    return R
-
-
 def _pow(a, b):
     try:
         r = a**b
@@ -1790,31 +1777,31 @@ class Tensor:
         return self.to(other.dtype)
 
     def isnan(self):
-        return _predicates().isnan(self)
+        return P.isnan(self)
 
     def isinf(self):
-        return _predicates().isinf(self)
+        return P.isinf(self)
 
     def isfinite(self):
-        return _predicates().isfinite(self)
+        return P.isfinite(self)
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-        return _predicates().isclose(self, other, rtol, atol, equal_nan)
+        return P.isclose(self, other, rtol, atol, equal_nan)
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-        return _predicates().allclose(self, other, rtol, atol, equal_nan)
+        return P.allclose(self, other, rtol, atol, equal_nan)
 
     def logical_and(self, other):
-        return _predicates().logical_and(self, other)
+        return P.logical_and(self, other)
 
     def logical_or(self, other):
-        return _predicates().logical_or(self, other)
+        return P.logical_or(self, other)
 
     def logical_xor(self, other):
-        return _predicates().logical_xor(self, other)
+        return P.logical_xor(self, other)
 
     def logical_not(self):
-        return _predicates().logical_not(self)
+        return P.logical_not(self)
 
     def numel(self) -> int:
         a = self._a
@@ -2343,7 +2330,7 @@ class Tensor:
     def div(self, other, *, rounding_mode=None):
         if rounding_mode is None:
             return self / other
-        return _division().divide(self, other, rounding_mode)
+        return R.divide(self, other, rounding_mode)
 
     divide = div
 
@@ -2351,13 +2338,12 @@ class Tensor:
         return self / other
 
     def floor_divide(self, other):
-        return _division().divide(self, other, "floor", floor_divide=True)
+        return R.divide(self, other, "floor", floor_divide=True)
 
-    def __floordiv__(self, other):
-        return _division().divide(self, other, "floor", floor_divide=True)
+    __floordiv__ = floor_divide
 
     def __rfloordiv__(self, other):
-        return _division().divide(self, other, "floor", reverse=True, floor_divide=True)
+        return R.divide(self, other, "floor", reverse=True, floor_divide=True)
 
     def pow(self, exponent):
         return self**exponent
@@ -4052,5 +4038,8 @@ def numel(input) -> int:
 
 
 
-from . import _assemble as A  # noqa: E402  (ops built from the library's)
-from . import _library as L  # noqa: E402  (the op library uses this module)
+# the op library and the ops built on it and on autograd.Function use this module
+from . import _assemble as A  # noqa: E402
+from . import _library as L  # noqa: E402
+from . import _predicates as P  # noqa: E402
+from . import _rounding as R  # noqa: E402
