@@ -49,6 +49,17 @@ def count_nonzero(input, dim=None):
                    D.int64)
 
 
+def _times_mask(g, mask, dims=None):
+    """The gradient g, expanded over the reduced ``dims``, times a mask of the input's shape:
+    a product, as PyTorch's formulas, so an infinite gradient gives nan where the mask is 0."""
+    ga = _val(g)
+    if dims is not None:
+        ga = np.expand_dims(ga, dims)
+    with np.errstate(invalid="ignore"):
+        full = np.broadcast_to(ga, mask.shape) * mask
+    return _result(_out(full, g.dtype), g.dtype)
+
+
 class _NanToNum(Function):
     """PyTorch's NanToNumBackward0: the gradient times the mask of finite values (a product,
     as PyTorch's, so an infinite gradient gives nan at the replaced places)."""
@@ -62,8 +73,7 @@ class _NanToNum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        with np.errstate(invalid="ignore"):
-            return _result(_out(_val(g) * ctx.finite, g.dtype), g.dtype), None
+        return _times_mask(g, ctx.finite), None
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
@@ -182,18 +192,12 @@ class _Nansum(Function):
     def forward(ctx, x, dim, keepdim):
         a = _val(x)
         ctx.kept = ~np.isnan(a)
-        ctx.shape = tuple(x.shape)
         ctx.dims = None if dim is None or keepdim or not x.ndim else _dims(dim, x.ndim)
         return _result(_out(np.where(ctx.kept, a, 0), x.dtype), x.dtype).sum(dim, keepdim)
 
     @staticmethod
     def backward(ctx, g):
-        ga = _val(g)
-        if ctx.dims is not None:
-            ga = np.expand_dims(ga, ctx.dims)
-        with np.errstate(invalid="ignore"):
-            full = np.broadcast_to(ga, ctx.shape) * ctx.kept
-        return _result(_out(full, g.dtype), g.dtype), None, None
+        return _times_mask(g, ctx.kept, ctx.dims), None, None
 
 
 def nansum(input, dim=None, keepdim=False, *, dtype=None):

@@ -70,7 +70,7 @@ class _FloorDivide(Function):
 def divide(x, y, mode, reverse=False, floor_divide=False):
     """x / y rounded by ``mode`` ("trunc" or "floor"), or y / x with ``reverse``; x a Tensor, y
     a Tensor or a number.  ``floor_divide``: the node of ``floor_divide`` and ``//``."""
-    if mode is not None and mode != "trunc" and mode != "floor":
+    if mode != "trunc" and mode != "floor":
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                            f"but found '{mode}'")
     if not isinstance(y, Tensor):
@@ -78,8 +78,6 @@ def divide(x, y, mode, reverse=False, floor_divide=False):
             y = y.item()
         if not isinstance(y, _NUMBER):
             y = tensor(y)
-    if mode is None:
-        return y / x if reverse else x / y
     dt = D.result_type((x, y))
     if dt is D.bool_:
         raise NotImplementedError(f'"div_{mode}_cpu" not implemented for \'Bool\'')
