@@ -67,11 +67,12 @@ NJIT = {"cache": os.environ.get("TAPEGRAD_NO_CACHE") != "1", "nogil": True, "fas
 # back to a caller that keeps it; what it calls inherits its flags.
 NJIT_LEAF = {**NJIT, "_nrt": False}
 # The sums of many terms (a broadcast's adjoint, sum(), a product's adjoint through a
-# broadcast) may be reassociated, and nothing else: added one after the other, m terms are
-# m dependent additions (~0.9 ns each here, ~90 ns per 100 elements); reassociated, LLVM
-# splits them into vectors of partial sums (~30 ns).  PyTorch's sums are not sequential
-# either.  The 'reassoc' flag alone keeps NaN and inf as they are.
-NJIT_SUM = {**NJIT_LEAF, "fastmath": {"reassoc"}}
+# broadcast) go through _blocked: sixteen partial sums in a fixed order.  Added one after
+# the other, m terms are m dependent additions (~0.9 ns each); as sixteen independent chains
+# the CPU overlaps them (~0.14 ns per term at 4 096 terms).  Reassociated by LLVM (fastmath
+# 'reassoc', as before) they were ~2x faster still at thousands of terms, but LLVM chose the
+# order by the CPU's vector width: two kernels summing the same terms disagreed in the last
+# bit on AVX-512 (an axpy record and the records it replaces), though not on AVX2.
 
 
 def entry(kernel, args):
@@ -1432,25 +1433,66 @@ def _group_products(x, m, ngroups):
     return zeros, nonzero
 
 
-@njit(**NJIT_SUM)
+@_j
+def _term(x, xo, v, vo, k, dot):
+    """Term k of _blocked's sum: x[xo + k], or with ``dot`` the product x[xo + k] * v[vo + k]
+    where x's factor is nonzero (a zero adjoint passes nothing on, not 0 * inf)."""
+    if dot:
+        g = x[xo + k]
+        return g * v[vo + k] if g != 0.0 else 0.0
+    return x[xo + k]
+
+
+_U16 = _u(16)
+
+
+@njit(**NJIT_LEAF)
+def _blocked(x, xo, v, vo, m, dot):
+    """The sum of m terms (_term) in one fixed order: sixteen partial sums, term k into sum
+    k % 16 while sixteen terms remain, combined pairwise, then the rest one by one (no
+    fastmath: LLVM keeps the order).  Every CPU and every caller gets the same bits for the
+    same terms: a broadcast's adjoint summed from its product's (_total, in _move) equals a
+    fused record's (_dot_nz, AXPYS), which an order of LLVM's choosing did not guarantee."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+    k = _u(0)
+    while k + _U16 <= m:
+        s0 += _term(x, xo, v, vo, k, dot)
+        s1 += _term(x, xo, v, vo, k + _u(1), dot)
+        s2 += _term(x, xo, v, vo, k + _u(2), dot)
+        s3 += _term(x, xo, v, vo, k + _u(3), dot)
+        s4 += _term(x, xo, v, vo, k + _u(4), dot)
+        s5 += _term(x, xo, v, vo, k + _u(5), dot)
+        s6 += _term(x, xo, v, vo, k + _u(6), dot)
+        s7 += _term(x, xo, v, vo, k + _u(7), dot)
+        s8 += _term(x, xo, v, vo, k + _u(8), dot)
+        s9 += _term(x, xo, v, vo, k + _u(9), dot)
+        s10 += _term(x, xo, v, vo, k + _u(10), dot)
+        s11 += _term(x, xo, v, vo, k + _u(11), dot)
+        s12 += _term(x, xo, v, vo, k + _u(12), dot)
+        s13 += _term(x, xo, v, vo, k + _u(13), dot)
+        s14 += _term(x, xo, v, vo, k + _u(14), dot)
+        s15 += _term(x, xo, v, vo, k + _u(15), dot)
+        k += _U16
+    s = (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + (
+        ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15)))
+    while k < m:
+        s += _term(x, xo, v, vo, k, dot)
+        k += _u(1)
+    return s
+
+
+@njit(**NJIT_LEAF)
 def _total(x, xo, m):
-    """x[xo] + ... + x[xo + m - 1], in an order of LLVM's choosing (see NJIT_SUM); the
-    offsets unsigned (np.uint64)."""
-    s = 0.0
-    for k in range(m):
-        s += x[xo + k]
-    return s
+    """x[xo] + ... + x[xo + m - 1], in _blocked's order; the offsets unsigned (np.uint64)."""
+    return _blocked(x, _u(xo), x, _u(xo), _u(m), False)
 
 
-@njit(**NJIT_SUM)
+@njit(**NJIT_LEAF)
 def _dot_nz(g, go, v, vo, m):
-    """The sum of g[go + k] * v[vo + k] over the k where g's term is nonzero (a zero
-    adjoint passes nothing on, not 0 * inf), in an order of LLVM's choosing."""
-    s = 0.0
-    for k in range(m):
-        x = g[go + k]
-        s += x * v[vo + k] if x != 0.0 else 0.0
-    return s
+    """The sum of g[go + k] * v[vo + k] over the k where g's term is nonzero, in _blocked's
+    order: the bits of _total over the products."""
+    return _blocked(g, _u(go), v, _u(vo), _u(m), True)
 
 
 MOVE_GATHER, MOVE_SCATTER_ADD, MOVE_SCATTER, MOVE_GATHER_ADD = range(4)  # _move's ways
