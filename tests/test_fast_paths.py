@@ -449,6 +449,93 @@ def test_many_live_elements_stay_cheap_and_follow_their_base():
     np.testing.assert_array_equal(w.grad.numpy()[:5], [1.0, 1.0, 1.0, 1.0, 0.0])
 
 
+
+def _scans(monkeypatch):
+    """Count the gc.get_referrers scans _tensor._track_elements makes."""
+    calls = []
+    real = TT.gc.get_referrers
+
+    def counting(*objs):
+        calls.append(len(objs))
+        return real(*objs)
+    monkeypatch.setattr(TT.gc, "get_referrers", counting)
+    return calls
+
+
+def test_a_write_with_no_live_element_scans_nothing(monkeypatch):
+    """A root's elements refer to its mark: a write after they died (an optimizer step after
+    backward) reads the mark's reference count and scans nothing."""
+    calls = _scans(monkeypatch)
+    w = tapegrad.tensor([1.0, 2.0, 3.0], dtype=tapegrad.float64, requires_grad=True)
+    for _ in range(3):
+        (w[0] * w[1] + w[2]).backward()
+        assert w._x.elems.__class__ is TT._ElementMark
+        with tapegrad.no_grad():
+            w -= 0.1 * w.grad
+        w.grad = None
+    assert calls == []
+    v = np.array([1.0, 2.0, 3.0])
+    for _ in range(3):
+        v = v - 0.1 * np.array([v[1], v[0], 1.0])
+    np.testing.assert_allclose(w.detach().numpy(), v, rtol=1e-15)
+
+
+@pytest.mark.parametrize("owner", ["leaf", "slice", "non-leaf"])
+def test_elements_alive_at_a_write_are_found_once_then_tracked(monkeypatch, owner):
+    """Elements of a leaf alive when it is written are found through its mark (two scans),
+    follow the new values and differentiate through them; the root then tracks its elements
+    by weak reference and later writes scan nothing."""
+    calls = _scans(monkeypatch)
+
+    def prog(t):
+        w = t.tensor([1.0, 2.0, 3.0, 4.0], dtype=t.float64, requires_grad=True)
+        src = {"leaf": lambda: w, "slice": lambda: w[1:], "non-leaf": lambda: w * 1.0}[owner]()
+        root = w if owner != "non-leaf" else src
+        e, f = src[0], src[2]
+        g = src[1] * 1.0  # (dead elements are not found)
+        with t.no_grad():
+            root.mul_(3.0)
+        seen = [float(e.detach()), float(f.detach())]
+        h = src[1]
+        with t.no_grad():
+            root.add_(1.0)
+        seen += [float(e.detach()), float(h.detach())]
+        y = e * f + h * g
+        y.backward()
+        return [np.array(seen), np.array(float(y.detach())), w.grad.numpy()]
+
+    got = prog(tapegrad)
+    # once for the extras, once for their tensors, at the first write only; a non-leaf root
+    # (written while recording, its elements often alive) tracks them from the start
+    assert len(calls) == (0 if owner == "non-leaf" else 2)
+    off = 1 if owner == "slice" else 0
+    v = np.array([1.0, 2.0, 3.0, 4.0])[off:]
+    np.testing.assert_allclose(got[0], [3 * v[0], 3 * v[2], 3 * v[0] + 1, 3 * v[1] + 1])
+    if real_torch is not None:
+        want = prog(real_torch)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_the_scan_budget_ends_marks_for_new_roots(monkeypatch):
+    """After _MARK_SCANS scans every new root tracks its elements by weak reference from its
+    first element: code that keeps elements across writes to fresh roots scans a bounded
+    number of times, and its elements still follow the writes."""
+    calls = _scans(monkeypatch)
+    monkeypatch.setattr(TT, "_MARKS", [2])
+    values = []
+    for i in range(5):
+        w = tapegrad.tensor([1.0, 2.0], dtype=tapegrad.float64, requires_grad=True)
+        assert w._x is None or w._x.elems is None
+        e = w[1]
+        with tapegrad.no_grad():
+            w.add_(float(i))
+        values.append(float(e.detach()))
+        assert isinstance(w._x.elems, list)
+    assert values == [2.0 + i for i in range(5)]
+    assert len(calls) == 4 and TT._MARKS[0] == 0
+
+
 _FIRST_REACH_OPS = {
     "atan": lambda x, w: tapegrad.atan(x),
     "log1p": lambda x, w: tapegrad.log1p(x * x),
