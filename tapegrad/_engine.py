@@ -49,7 +49,7 @@ class Segment:
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
                  "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "views", "unsaved",
-                 "__weakref__")
+                 "ftail", "stail", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -67,6 +67,7 @@ class Segment:
         self.badj = badj
         self.auxi = auxi
         self.lock = lock  # (flush; a dead segment's, free with its arrays)
+        self.ftail = self.stail = None  # (the array arguments of flush and sweep: args_tail)
         self.owner = _get_ident()  # the thread that records into it
         self._reset()
 
@@ -226,6 +227,7 @@ class Segment:
             new = np.empty(max(2 * len(self.auxi), at + k), dtype=np.int64)
             new[:at] = self.auxi[:at]
             self.auxi = new
+            self.ftail = self.stail = None
         self.auxi[at:at + k] = ints
         self.naux = at + k
         return at
@@ -261,8 +263,11 @@ class Segment:
         if start + rows > len(self.cols[0]):
             self._grow_columns(start + rows)
         st = state
+        tail = self.ftail
+        if tail is None:
+            tail = self.ftail = (*self.cols[:9], self.bulk, self.auxi)
         args = (_packed(stage, st, 0), _packed(side, st, 1) if j else _EMPTY, start,
-                self.fbulk, *self.cols[:9], self.bulk, self.auxi)
+                self.fbulk) + tail
         ends = _entry(T.flush_trig if LAZY_TRIG else T.flush, args)(*args)
         self.fbulk = ends >> 20  # (one int, not a tuple to box: ~0.15 us per flush)
         used = ends & 0xFFFFF
@@ -273,6 +278,14 @@ class Segment:
         if self.unsaved:
             self.save_read(start, start + rows)
 
+    def sweep_args(self):
+        """The sweep's array arguments (columns, arenas, aux table), one tuple kept until an
+        array is replaced (growth): building it costs ~0.3 us a backward, as flush's."""
+        tail = self.stail
+        if tail is None:
+            tail = self.stail = (*self.cols, self.bulk, self.badj, self.auxi)
+        return tail
+
     def _grow_columns(self, need):
         cap = len(self.cols[0])
         while cap < need:
@@ -282,6 +295,7 @@ class Segment:
         for old, fresh in zip(self.cols, new):
             fresh[:k] = old[:k]
         self.cols = new
+        self.ftail = self.stail = None
 
     def _grow_bulk(self, need):
         cap = len(self.bulk)
@@ -293,6 +307,7 @@ class Segment:
                 fresh = np.empty(cap)
                 fresh[:self.nbulk] = old[:self.nbulk]
                 setattr(self, name, fresh)
+            self.ftail = self.stail = None
 
     # ------------------------------------------------------------ reading
     def adjoint(self, r):
@@ -368,11 +383,14 @@ def _arena_size(entry):
 
 
 class _State(threading.local):
-    """Per-thread grad mode and current segment."""
+    """Per-thread grad mode and current segment.  ``rec`` is the segment ops record into:
+    ``seg`` while grad mode is on, else None (sync() keeps it so after every write of either).
+    The hot paths read it alone: an attribute of a threading.local costs ~60 ns (~12 on an
+    object with slots), and each op read both."""
 
     def __init__(self):
         self.grad_enabled = True
-        self.seg = Segment()
+        self.seg = self.rec = Segment()
         self.tracing = None  # the recording of tapegrad.trace, while its function runs
         self.hits = np.empty(0, dtype=np.int64)  # the sweep's hit list, reused (_sweep_segment)
         self.packbufs = [np.empty(STAGE_LIMIT), np.empty(STAGE_LIMIT)]  # (Segment.flush)
@@ -396,8 +414,9 @@ del _probe
 
 def segment_full(seg: Segment) -> Segment:
     """Called when ``seg`` has used its record budget: reset, grow or rotate."""
-    # nothing holds it but state.seg, current()'s local and this parameter: no tensor does
-    if _outside_refs(seg) <= 3:
+    # nothing holds it but state.seg (and state.rec), current()'s local and this parameter:
+    # no tensor does
+    if _outside_refs(seg) <= 3 + (state.rec is seg):
         seg.flush()
         seg.cols[8][:seg.nrec] = 0
         seg._reset()
@@ -414,6 +433,7 @@ def segment_full(seg: Segment) -> Segment:
     if seg.lazy_off > seg.nrec:  # (the pause goes on: _tensor._lazy_value)
         fresh.lazy_off = seg.lazy_off - seg.nrec
     state.seg = fresh
+    sync(state)
     _drop_dead_imports(seg)
     return fresh
 
@@ -492,8 +512,14 @@ def _retire(seg: Segment) -> None:
     seg.dead = True
     seg.imports = seg.retained = seg.modified = None
     fresh = state.seg = Segment()
+    sync(state)
     if seg.lazy_off > seg.nrec:  # (the pause goes on: _tensor._lazy_value)
         fresh.lazy_off = seg.lazy_off - seg.nrec
+
+
+def sync(st) -> None:
+    """After a write of st.seg or st.grad_enabled: st.rec follows (see _State)."""
+    st.rec = st.seg if st.grad_enabled else None
 
 
 # ---------------------------------------------------------------- backward
@@ -519,11 +545,13 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     st = state
     mode = st.grad_enabled
     st.grad_enabled = False
+    st.rec = None
     _running.append(None)
     try:
         _run_backward(roots, seeds, retain_graph, capture, on_leaf)
     finally:
         st.grad_enabled = mode
+        sync(st)
         _running.pop()
 
 
@@ -585,6 +613,7 @@ def backward_lane(t, g=None) -> bool:
         return False
     mode = st.grad_enabled
     st.grad_enabled = False
+    st.rec = None
     _running.append(None)
     try:
         if g is None:
@@ -601,7 +630,7 @@ def backward_lane(t, g=None) -> bool:
             mrec, mat = _modified(seg)
         else:
             mrec = mat = _NO_RECORDS
-        args = (*cols, seg.bulk, seg.badj, seg.auxi, r, 1, False, hits, mrec, mat, -1)
+        args = seg.sweep_args() + (r, 1, False, hits, mrec, mat, -1)
         first = _entry(_kernel[0], args)(*args)
         pending: dict[Segment, list] = {}
         if first[0] == T.DONE and first[3] == 1 and cols[0][hits[0]] == T.LEAF:
@@ -617,6 +646,7 @@ def backward_lane(t, g=None) -> bool:
         _drain(pending, (t,), False, None, _accumulate, swept)
     finally:
         st.grad_enabled = mode
+        sync(st)
         _running.pop()
     return True
 
@@ -665,6 +695,7 @@ def _rotate_after_backward(cur):
         return
     if 2 * cur.nrec >= cur.limit or 2 * cur.nbulk >= len(cur.bulk):
         fresh = state.seg = Segment()
+        sync(state)
         if cur.lazy_off > cur.nrec:
             fresh.lazy_off = cur.lazy_off - cur.nrec
 

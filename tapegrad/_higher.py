@@ -757,12 +757,14 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     st = E.state
     was = st.grad_enabled
     st.grad_enabled = True
+    E.sync(st)
     E._running.append(None)
     try:
         with np.errstate(all="ignore"):  # PyTorch's formulas meet inf and nan silently too
             _Pass(bool(retain_graph), capture, on_leaf).run(roots, seeds)
     finally:
         st.grad_enabled = was
+        E.sync(st)
         E._running.pop()
 
 

@@ -1700,7 +1700,7 @@ def _make_flush(trig):
     """The flush kernel; with ``trig``, lazy tanh, sin and cos rows too.  A process that
     never records a lazy one never compiles their code into the flush (~2.5 s cold)."""
 
-    @njit(**{**NJIT, "nogil": False})
+    @njit(**{**NJIT_LEAF, "nogil": False})  # (a leaf: no reference counting of its 13 arrays)
     def flush(stage, side, start, bstart, op, a, b, c, val, n, off, aux, flags, bulk, auxi):
         """Copy staged rows into the columns, starting at record ``start``, whose values (if
         it has more than one) start at ``bstart`` in the bulk arena; returns where the values

@@ -141,9 +141,8 @@ _ROTATE_VALUES = _config.ROTATE_VALUES
 def _scalar_c(op, x, c, v):
     """Result v of op on the fast-path scalar x and the Python number c."""
     if x._rg:
-        st = state
-        if st.grad_enabled:
-            seg = st.seg
+        seg = state.rec  # (the recording segment: None under no_grad)
+        if seg is not None:
             r = seg.nrec
             xx = x._x
             if x._seg is seg and r < seg.limit and (xx is None or xx.rver == xx.vc[0]):
@@ -171,9 +170,8 @@ def _scalar_c(op, x, c, v):
 def _scalar_b(op, x, y, v):
     """Result v of the binary op on two fast-path scalars."""
     if x._rg or y._rg:
-        st = state
-        if st.grad_enabled:
-            seg = st.seg
+        seg = state.rec
+        if seg is not None:
             r = seg.nrec
             xx = x._x
             yx = y._x
@@ -315,11 +313,12 @@ def _lazy(op, x, y, c):
     recorded lazily when x is a float64 array of 2 to _LAZY_MAX[op] elements; None when it
     may not be (the caller checked that an operand requires grad).  One function,
     everything inline: it is most of such an op's cost."""
-    st = state
-    seg = st.seg
+    seg = state.rec
+    if seg is None:
+        return None
     r = seg.nrec
-    if r < seg.lazy_off or not st.grad_enabled:
-        return None  # (paused first: the common refusal; a trace's segment is always paused)
+    if r < seg.lazy_off:
+        return None  # (paused: the common refusal; a trace's segment is always paused)
     if r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
     if x.__class__ is _Lazy:
@@ -395,10 +394,11 @@ def _lazy_scalar(op, x, y):
     the eager path records them (_operand); None when it may not be.  A coefficient times a
     constant vector (llsq_obj's x[i] * t ** i) cost ~5.6 us eagerly: a NumPy call, its
     result array, and the broadcast values and the result copied into the arena."""
-    st = state
-    seg = st.seg
+    seg = state.rec
+    if seg is None:
+        return None
     r = seg.nrec
-    if r < seg.lazy_off or not st.grad_enabled:
+    if r < seg.lazy_off:
         return None
     if r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         seg = E.current()
@@ -502,10 +502,11 @@ def _lazy_slice(t, index):
     row the flush gathers (op + LAZY + ELEM, its map in aux), and a lazy view whose read
     views its root's array; None when it may not be (paused, another segment, t's record
     stale, fewer than 2 elements)."""
-    st = state
-    seg = st.seg
+    seg = state.rec
+    if seg is None:
+        return None
     r = seg.nrec
-    if (r < seg.lazy_off or not st.grad_enabled or t._seg is not seg or r >= seg.limit
+    if (r < seg.lazy_off or t._seg is not seg or r >= seg.limit
             or seg.nbulk > _ROTATE_VALUES):
         return None
     sm = _A_GET(t)
@@ -547,10 +548,11 @@ def _lazy_slice(t, index):
 def _lazy_cat(tensors):
     """cat of 1-d float64 tensors, one of them lazy, recorded lazily (a CAT row the flush
     gathers); None when it may not be."""
-    st = state
-    seg = st.seg
+    seg = state.rec
+    if seg is None:
+        return None
     r = seg.nrec
-    if r < seg.lazy_off or not st.grad_enabled or r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
+    if r < seg.lazy_off or r >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         return None
     grad = False
     parts = []
@@ -1276,8 +1278,11 @@ def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
             _quiet_off(token)
     if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
         out = _out(out, _F64)
-    if (x._rg or y._rg) and state.grad_enabled:
-        seg = _current()
+    seg = state.rec if x._rg or y._rg else None
+    if seg is not None:
+        if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:  # (_current, inline)
+            seg = None
+            seg = E.current()
         if shape is not None:
             return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
                                out)
@@ -2950,13 +2955,13 @@ class Tensor:
             if not -n <= index < n:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
             k = index if index >= 0 else index + n
-            if self._rg and self._dt is _F64 and state.grad_enabled:
+            seg = state.rec if self._rg else None
+            if seg is not None and self._dt is _F64:
                 # self[k] for a 1-d float64 self that requires grad, the indexing of scalar
                 # code (most of det_by_minor's forward), inline: a fast-path scalar that
                 # remembers its owner, so that an in-place op on it becomes a write through a
                 # view (_as_view), and that writes to the owner's root refresh
                 # (_refresh_elements: the root keeps weak references to its live elements)
-                seg = state.seg
                 if seg.nrec >= seg.limit:  # as _scalar_c: an element adds no values to the arena
                     seg = E.current()
                 ox = self._x
@@ -3020,7 +3025,7 @@ class Tensor:
                         elems[:] = [w for w in elems if w() is not None]  # two: O(1) amortized
                     elems.append(_weakref(t))
                 return t
-            if not (self._rg and state.grad_enabled):
+            if seg is None:  # (not recording)
                 return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
         elif (index.__class__ is slice and self._a is not None and self._a.ndim == 1
               and (index.step is None or index.step.__class__ is builtins.int and index.step > 0)):
@@ -3458,10 +3463,9 @@ def _slice_1d(t, a, index):
     view = a[index]
     start, _, step = index.indices(a.shape[0])
     m = view.shape[0]
-    st = state
-    if not (t._rg and st.grad_enabled and t._dt is _F64):
+    seg = state.rec if t._rg else None
+    if seg is None or t._dt is not _F64:
         return t._view_result(view, T.SLICE, (1, start, m, step))
-    seg = st.seg
     if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
         return t._view_result(view, T.SLICE, (1, start, m, step))
     ra = _ref(seg, t)

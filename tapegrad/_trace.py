@@ -116,6 +116,7 @@ def _record(fn, arrays):
     rec = _Recording(seg)
     saved = st.seg, st.grad_enabled
     st.seg, st.tracing, st.grad_enabled = seg, rec, True
+    E.sync(st)
     try:
         inputs = tuple(_leaf(a.copy(), D.float64, requires_grad=True) for a in arrays)
         ins = [_ref(seg, t) for t in inputs]
@@ -124,6 +125,7 @@ def _record(fn, arrays):
         out_shapes = [tuple(t.shape) for t in outs]
     finally:
         st.seg, st.grad_enabled = saved
+        E.sync(st)
         st.tracing = None
     seg.flush()
     k = seg.nrec

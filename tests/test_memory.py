@@ -44,6 +44,7 @@ def fresh_tape():
     """Start from default-sized arrays: earlier tests may have left grown ones in the pool."""
     E._pool.clear()
     E.state.seg = E.Segment()
+    E.sync(E.state)  # (state.rec: the segment ops record into)
     gc.collect()
     E._pool.clear()
     E._prune[:] = [0, 1]  # _drop_dead_imports tries at the first rotation

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from .._engine import state
+from .._engine import state, sync
 
 
 def _check_tracing(enabled):
@@ -19,9 +19,11 @@ class _GradMode:
         _check_tracing(self._enabled)
         self._prev = state.grad_enabled
         state.grad_enabled = self._enabled
+        sync(state)
 
     def __exit__(self, *exc):
         state.grad_enabled = self._prev
+        sync(state)
         return False
 
     def __call__(self, fn):
@@ -68,12 +70,14 @@ class set_grad_enabled(_GradMode):
         self._prev = state.grad_enabled
         self._enabled = bool(mode)
         state.grad_enabled = self._enabled
+        sync(state)
 
     def __enter__(self):
         pass
 
     def __exit__(self, *exc):
         state.grad_enabled = self._prev
+        sync(state)
         return False
 
     def clone(self):
