@@ -633,17 +633,23 @@ def backward_lane(t, g=None) -> bool:
         args = seg.sweep_args() + (r, 1, False, hits, mrec, mat, -1)
         first = _entry(_kernel[0], args)(*args)
         pending: dict[Segment, list] = {}
-        if first[0] == T.DONE and first[3] == 1 and cols[0][hits[0]] == T.LEAF:
-            seg.nfreed += first[2]
-            h = hits[0]  # (one leaf reached: the scalar code of one input vector)
+        h = hits[0]
+        if first[0] == _DONE and first[3] == 1 and cols[0][h] == _LEAF:
+            seg.nfreed += first[2]  # (one leaf reached: the scalar code of one input vector)
             m = cols[5][h]
             g = cols[9][h:h + 1].copy() if m == 1 else seg.badj[cols[6][h]:cols[6][h] + m].copy()
-            _deliver_leaf(seg.leaves[h], g, None, _accumulate)
+            leaf = seg.leaves[h]
+            x = leaf._x
+            if x is None or not x.hooks:
+                leaf._accumulate_grad(g)  # (_deliver_leaf's common case)
+            else:
+                _deliver_leaf(leaf, g, None, _accumulate)
         else:
             _sweep_loop(seg, r, 0, -1, False, None, _accumulate, pending, hits, mrec, mat, first)
         swept = _swept(seg, False)
         seg = None  # (_retire_if_only_roots counts the references to it)
-        _drain(pending, (t,), False, None, _accumulate, swept)
+        if pending or swept:
+            _drain(pending, (t,), False, None, _accumulate, swept)
     finally:
         st.grad_enabled = mode
         sync(st)
@@ -653,6 +659,9 @@ def backward_lane(t, g=None) -> bool:
 
 def _accumulate(t, g):
     t._accumulate_grad(g)
+
+
+_DONE, _LEAF = T.DONE, T.LEAF
 
 
 def _newest(seg):

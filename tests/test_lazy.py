@@ -612,3 +612,89 @@ def test_an_ode_stays_lazy_until_its_result_is_read():
         np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
     assert gradcheck(lambda v: an_ode_state(tapegrad, v, 3).sum(),
                      (tapegrad.tensor(a, requires_grad=True),))
+
+
+def _leaf_sliced(t, x):
+    """Slices of a leaf (steps 1 to 3, from the end, of slices) used by products that save
+    them, a one-element slice (eager) and a cat: an ODE stage's use of its parameters."""
+    a = x[1:] * x[:-1]
+    b = x[::2][1:] * x[1::3][:2].sum()
+    c = t.cat([x[:1], a[1:] * x[2:]])
+    return (a.sum() + b.sum() * 0.5 + (c * c).sum()), c
+
+
+def test_slices_of_a_leaf_are_lazy_and_give_pytorchs_values():
+    """x[1:] of a 1-d float64 leaf stages a lazy SLICE gathered from the leaf's record: the
+    values (those read and those the products saved) and the gradients are the eager ones
+    and PyTorch's."""
+    a = _values(11, 41, special=False)
+    x = tapegrad.tensor(a, requires_grad=True)
+    assert _is_lazy(x[1:]) and _is_lazy(x[::2]) and _is_lazy(x[2:][::3])
+    assert not _is_lazy(x[3:4]) and not _is_lazy(x[:0])
+    loss, c = _leaf_sliced(tapegrad, x)
+    assert _is_lazy(c)
+    loss.backward()
+    got = [c.detach().numpy(), x.grad.numpy()]
+    with tapegrad.no_grad():
+        eager = _leaf_sliced(tapegrad, tapegrad.tensor(a))[1]
+    np.testing.assert_array_equal(_bits(got[0]), _bits(eager.numpy()))
+    if real_torch is not None:
+        xt = real_torch.tensor(a, requires_grad=True)
+        lt, ct = _leaf_sliced(real_torch, xt)
+        lt.backward()
+        np.testing.assert_allclose(float(loss.detach()), float(lt.detach()), rtol=1e-14)
+        np.testing.assert_allclose(got[0], ct.detach().numpy(), rtol=1e-14)
+        np.testing.assert_allclose(got[1], xt.grad.numpy(), rtol=1e-12)
+    assert gradcheck(lambda v: _leaf_sliced(tapegrad, v)[0],
+                     (tapegrad.tensor(a, requires_grad=True),))
+
+
+def test_a_lazy_slice_of_a_leaf_is_a_view_of_it():
+    """As PyTorch's slices of a leaf: writes under no_grad through either reach the other,
+    read or not; a saved slice whose leaf is written raises the version error; a slice whose
+    leaf was written is recorded anew from the new values."""
+    x = tapegrad.tensor(np.arange(6.0), requires_grad=True)
+    s = x[1:4]
+    assert _is_lazy(s)
+    with tapegrad.no_grad():
+        s.mul_(10.0)
+    np.testing.assert_array_equal(x.detach().numpy(), [0, 10, 20, 30, 4, 5])
+    _fresh()
+    x = tapegrad.tensor(np.arange(6.0), requires_grad=True)
+    s2 = x[::2]
+    assert _is_lazy(s2)
+    with tapegrad.no_grad():
+        x.add_(100.0)
+    np.testing.assert_array_equal(s2.detach().numpy(), [100, 102, 104])
+    _fresh()
+    x = tapegrad.tensor(np.arange(6.0), requires_grad=True)
+    s3 = x[2:]
+    loss = (s3 * s3).sum()
+    with tapegrad.no_grad():
+        x.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    _fresh()
+    x = tapegrad.tensor(np.arange(6.0), requires_grad=True)
+    s4 = x[1:]
+    assert _is_lazy(s4)
+    with tapegrad.no_grad():
+        x.add_(1.0)
+    z = s4 * 2.0
+    np.testing.assert_array_equal(z.detach().numpy(), 2 * (np.arange(1.0, 6.0) + 1))
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 2, 2, 2, 2, 2])
+    if real_torch is not None:
+        xt = real_torch.tensor(np.arange(6.0), requires_grad=True)
+        s3t = xt[2:]
+        lt = (s3t * s3t).sum()
+        with real_torch.no_grad():
+            xt.mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            lt.backward()
+        xt = real_torch.tensor(np.arange(6.0), requires_grad=True)
+        s4t = xt[1:]
+        with real_torch.no_grad():
+            xt.add_(1.0)
+        (s4t * 2.0).sum().backward()
+        np.testing.assert_array_equal(xt.grad.numpy(), [0, 2, 2, 2, 2, 2])
