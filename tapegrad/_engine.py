@@ -67,7 +67,7 @@ class Segment:
         self.badj = badj
         self.auxi = auxi
         self.lock = lock  # (flush; a dead segment's, free with its arrays)
-        self.ftail = self.stail = None  # (the array arguments of flush and sweep: args_tail)
+        self.ftail = self.stail = None  # (the array arguments flush and sweep_args cache)
         self.owner = _get_ident()  # the thread that records into it
         self._reset()
 

@@ -530,6 +530,14 @@ def _lazy_slice(t, index):
         root, rstart, rstep = t, start, step
     if x is None:
         x = _extra(t)
+    return _stage_lazy_slice(seg, t._rec, x, start, m, step, root, rstart, rstep)
+
+
+def _stage_lazy_slice(seg, ra, x, start, m, step, root, rstart, rstep):
+    """Stage record ra's elements start, start + step, ... (m of them) as a lazy SLICE row
+    (op + LAZY + ELEM: the flush gathers them, _tape._lazy_gather) and return its lazy view,
+    whose first read views root's array from rstart by rstep.  ``x``: the sliced tensor's side
+    object (the view shares its version counter and its base)."""
     at = seg.shared_aux((1, start, m, step))
     o = seg.nbulk
     if o + m > len(seg.bulk):
@@ -539,10 +547,14 @@ def _lazy_slice(t, index):
     seg.nrec = v + 1
     seg.nlazy += 1
     stage = seg.stage
-    stage.extend((_LAZY_VIEW_SLICE, t._rec, at, m))
+    stage.extend((_LAZY_VIEW_SLICE, ra, at, m))
     if len(stage) >= _LIMIT:
         seg.flush()
-    seg.views.setdefault(t._rec, []).append(v)  # (_flag_views)
+    views = seg.views.get(ra)
+    if views is None:
+        seg.views[ra] = [v]  # (_flag_views)
+    else:
+        views.append(v)
     return _lazy_tensor(seg, v, ((m,), m, o, None, None, (root, rstart, rstep)),
                         _Extra(x.vc, root if x.base is None else x.base))
 
@@ -1280,11 +1292,8 @@ def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
             _quiet_off(token)
     if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
         out = _out(out, _F64)
-    seg = state.rec if x._rg or y._rg else None
+    seg = _current() if x._rg or y._rg else None
     if seg is not None:
-        if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:  # (_current, inline)
-            seg = None
-            seg = E.current()
         if shape is not None:
             return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
                                out)
@@ -3464,17 +3473,17 @@ def _slice_1d(t, a, index):
     slice's ~1.8: an_ode slices its state and its parameters ~100 times per gradient).  A
     slice of 2 or more elements of a leaf is lazy (_lazy_leaf_slice)."""
     seg = state.rec if t._rg else None
-    if seg is not None and t._dt is _F64:
-        if t._seg is None and seg.nrec >= seg.lazy_off:
-            v = _lazy_leaf_slice(seg, t, a, index)
-            if v is not None:
-                return v
+    if seg is not None and (t._dt is not _F64 or seg.nrec >= seg.limit
+                            or seg.nbulk > _ROTATE_VALUES):
+        seg = None  # (_view_result records it, the segment rotated first if full)
+    if seg is not None and t._seg is None and seg.nrec >= seg.lazy_off:
+        v = _lazy_leaf_slice(seg, t, a, index)
+        if v is not None:
+            return v
     view = a[index]
     start, _, step = index.indices(a.shape[0])
     m = view.shape[0]
-    if seg is None or t._dt is not _F64:
-        return t._view_result(view, T.SLICE, (1, start, m, step))
-    if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
+    if seg is None:
         return t._view_result(view, T.SLICE, (1, start, m, step))
     ra = _ref(seg, t)
     x = _extra(t)
@@ -3512,33 +3521,12 @@ def _lazy_leaf_slice(seg, t, a, index):
     leaf's record (its values are in the arena from its binding), a lazy view whose first
     read views t's array.  No NumPy view made, no values copied (an_ode slices its
     parameters as x[1:] at each RK4 stage: ~0.7 us of ~1.9).  None when it may not be."""
-    if seg.nrec >= seg.limit or seg.nbulk > _ROTATE_VALUES:
-        return None
     start, stop, step = index.indices(a.shape[0])
     m = len(range(start, stop, step))
     if m < 2:
         return None
     ra = _ref(seg, t)
-    x = t._x  # (_bind made it)
-    at = seg.shared_aux((1, start, m, step))
-    o = seg.nbulk
-    if o + m > len(seg.bulk):
-        seg._grow_bulk(o + m)
-    seg.nbulk = o + m
-    v = seg.nrec
-    seg.nrec = v + 1
-    seg.nlazy += 1
-    stage = seg.stage
-    stage.extend((_LAZY_VIEW_SLICE, ra, at, m))
-    if len(stage) >= _LIMIT:
-        seg.flush()
-    views = seg.views.get(ra)
-    if views is None:
-        seg.views[ra] = [v]  # (_flag_views)
-    else:
-        views.append(v)
-    return _lazy_tensor(seg, v, ((m,), m, o, None, None, (t, start, step)),
-                        _Extra(x.vc, t if x.base is None else x.base))
+    return _stage_lazy_slice(seg, ra, t._x, start, m, step, t, start, step)  # (_bind made _x)
 
 
 _SLICE_SIDE = T.SLICE + T.SIDE
