@@ -773,8 +773,7 @@ def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits
     outputs: dict = {}  # PYFUNC record -> {output index: adjoint}, for Function.backward
     while True:
         if first is None:
-            args = (op, a, b, c, val, n, off, aux, flags, adj, seg.bulk, seg.badj, seg.auxi,
-                    start, npend, bool(retain), hits, mrec, mat, skip)
+            args = seg.sweep_args() + (start, npend, bool(retain), hits, mrec, mat, skip)
             status, at, nfree, nh, npend = _entry(_kernel[0], args)(*args)
         else:
             status, at, nfree, nh, npend = first

@@ -3566,15 +3566,17 @@ _getrefcount = sys.getrefcount
 
 def _track_elements(rx, mark):
     """A root whose mark says elements of it are alive: find them (their side objects refer
-    to the mark, they to their side objects) and track them by weak reference."""
+    to the mark, they to their side objects) and track them by weak reference: the list
+    that is the root's ``elems`` from now on."""
     extras = [e for e in gc.get_referrers(mark) if e.__class__ is _Extra and e.elems is mark]
     ids = {id(e) for e in extras}
     live = [u for u in gc.get_referrers(*extras)
             if isinstance(u, Tensor) and id(u._x) in ids] if extras else []
     for e in extras:
         e.elems = None
-    rx.elems = [_weakref(u) for u in live]
+    rx.elems = elems = [_weakref(u) for u in live]
     _MARKS[0] = max(_MARKS[0] - 1, 0)
+    return elems
 
 
 def _refresh_elements(root):
@@ -3588,11 +3590,10 @@ def _refresh_elements(root):
         # references: rx.elems, `elems`, getrefcount's argument, and each live element's
         if _getrefcount(elems) <= 3:
             return
-        _track_elements(rx, elems)
-        elems = None
-    if not rx.elems:
+        elems = _track_elements(rx, elems)
+    if not elems:
         return
-    for ref in rx.elems:
+    for ref in elems:
         e = ref()
         if e is not None and e._v is not None:
             owner, k = e._x.elem
