@@ -49,7 +49,7 @@ class Segment:
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
                  "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "views", "unsaved",
-                 "ftail", "stail", "__weakref__")
+                 "ftail", "stail", "slices", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -111,6 +111,14 @@ class Segment:
         self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy)
         self.lazy_off = 0  # no lazy records before record lazy_off (_tensor._lazy_value)
         self.unsaved = {}  # record -> (arena offset, value) of a deferred value (defer)
+        # (id(leaf), start, stop, step) -> (slice, its record, the leaf's record): slices of
+        # leaves, for _tensor._recycled_slice; each refers to this segment: forget_slices
+        # breaks the cycles before anything counts the references to it
+        self.slices = {}
+
+    def forget_slices(self):
+        if self.slices:
+            self.slices = {}
 
     # ------------------------------------------------------------ recording
     def record(self, op, ra, rb, c, value, aux=-1):
@@ -416,6 +424,7 @@ def segment_full(seg: Segment) -> Segment:
     """Called when ``seg`` has used its record budget: reset, grow or rotate."""
     # nothing holds it but state.seg (and state.rec), current()'s local and this parameter:
     # no tensor does
+    seg.forget_slices()
     if _outside_refs(seg) <= 3 + (state.rec is seg):
         seg.flush()
         seg.cols[8][:seg.nrec] = 0
@@ -511,6 +520,7 @@ def _retire(seg: Segment) -> None:
         return
     seg.dead = True
     seg.imports = seg.retained = seg.modified = None
+    seg.forget_slices()
     fresh = state.seg = Segment()
     sync(state)
     if seg.lazy_off > seg.nrec:  # (the pause goes on: _tensor._lazy_value)
@@ -543,6 +553,7 @@ def run_backward(roots, seeds, retain_graph, capture=None, on_leaf=None):
     without create_graph: tensor hooks and retain_grad run without recording.
     """
     st = state
+    st.seg.forget_slices()  # (before _retire_if_only_roots counts references to it)
     mode = st.grad_enabled
     st.grad_enabled = False
     st.rec = None
@@ -604,6 +615,7 @@ def backward_lane(t, g=None) -> bool:
     if st.tracing is not None:
         return False
     seg = t._seg
+    seg.forget_slices()
     seg.flush()
     cols = seg.cols
     r = t._rec
@@ -703,6 +715,7 @@ def _rotate_after_backward(cur):
     if cur.dead or state.tracing is not None or state.seg is not cur:
         return
     if 2 * cur.nrec >= cur.limit or 2 * cur.nbulk >= len(cur.bulk):
+        cur.forget_slices()
         fresh = state.seg = Segment()
         sync(state)
         if cur.lazy_off > cur.nrec:
@@ -826,12 +839,28 @@ def seed(seg, r, g) -> int:
 
 def _deliver(seg, hits, capture, on_leaf, pending, outputs):
     """Hand the sweep's hits to Python: leaf grads, links to older segments, captures."""
-    op = seg.cols[0]
+    cols = seg.cols
+    op, n, off, adj = cols[0], cols[5], cols[6], cols[9]
+    badj = seg.badj
+    leaves = seg.leaves
+    plain = capture is None and on_leaf is _accumulate and not seg.retained
     for r in hits.tolist():
         o = op[r]
-        g = seg.adjoint(r)
-        if o == T.LEAF:
-            _deliver_leaf(seg.leaves[r], g, capture, on_leaf)
+        m = n[r]
+        if m == 1:
+            g = adj[r:r + 1].copy()
+        else:
+            k = off[r]
+            g = badj[k:k + m].copy()
+        if o == _LEAF:
+            t = leaves[r]
+            if plain:  # (a backward's common case: _deliver_leaf and on_leaf, inline)
+                x = t._x
+                if x is not None and x.hooks:
+                    g = t._apply_hooks(g)
+                t._accumulate_grad(g)
+                continue
+            _deliver_leaf(t, g, capture, on_leaf)
         elif o == T.IMPORT:
             src = seg.imports[r]
             if src._seg.dead:
