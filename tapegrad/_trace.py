@@ -113,6 +113,7 @@ def _record(fn, arrays):
                          "calls trace)")
     seg = E.Segment()
     seg.lazy_off = 1 << 62  # no lazy records (_tensor._lazy): constant folding reads values
+    seg.slices = None  # (no slices given back: _tensor._slice_1d)
     rec = _Recording(seg)
     saved = st.seg, st.grad_enabled
     st.seg, st.tracing, st.grad_enabled = seg, rec, True
