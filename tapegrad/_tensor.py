@@ -3060,11 +3060,11 @@ class Tensor:
                 e.base = root
                 e.retain = False
                 e.elem = (self, k)
-                if slices is not None:
-                    slices[key] = (t, r, ra)
                 elems = rx.elems
                 if elems.__class__ is _ElementMark:  # (most roots: _refresh_elements finds
                     e.elems = elems  # their live elements through the mark when written)
+                    if slices is not None and len(slices) < _KEEP:
+                        slices[key] = (t, r, ra)  # (weakly referred to, it never could be)
                     return t
                 e.elems = None
                 if elems is None:
@@ -3548,12 +3548,16 @@ def _slice_1d(t, a, index):
                         or _getweakrefcount(v)):
                     return v
         v = _leaf_slice(seg, t, a, index)
-        slices[key] = (v, v._rec, t._x.lc[1])  # (_bind made t's lc)
+        if len(slices) < _KEEP:
+            slices[key] = (v, v._rec, t._x.lc[1])  # (_bind made t's lc)
         return v
     return _slice_recorded(seg, t, a, index)
 
 
 _getweakrefcount = weakref.getweakrefcount
+# at most this many slices and elements kept per segment: scalar code that reads each of a
+# million entries once would otherwise keep a million elements (~350 B each) until backward
+_KEEP = 1024
 _SLICE_REFS = 3  # (the entry's tuple, the local v, getrefcount's argument)
 
 

@@ -309,3 +309,16 @@ def test_a_write_after_a_forward_scans_for_no_elements():
     d.backward()
     a = x.detach().numpy().reshape(3, 3)
     np.testing.assert_allclose(float(d.detach()), np.linalg.det(a), rtol=1e-13)
+
+
+def test_a_segment_keeps_a_bounded_number_of_slices_and_elements():
+    """Scalar code reading each entry of a long vector once keeps at most _KEEP elements for
+    the segment to give back, not one per entry (each ~350 B until backward)."""
+    from tapegrad import _tensor as TT
+    x = _x(n=5000)
+    s = x[0]
+    for k in range(1, 5000):
+        s = s + x[k]
+    assert len(E.state.seg.slices) <= TT._KEEP
+    s.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(5000))
