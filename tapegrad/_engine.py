@@ -49,7 +49,7 @@ class Segment:
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
                  "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "views", "unsaved",
-                 "ftail", "stail", "slices", "__weakref__")
+                 "ftail", "stail", "slices", "auxq", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -93,6 +93,7 @@ class Segment:
         self.fbulk = 0  # where the values of the first staged record start in the bulk arena
         self.nbulk = 0
         self.naux = ELEM_AUX
+        self.auxq = []  # index maps added since the last flush, as (position, ints): add_aux
         self.nconst = 0
         self.nfreed = 0
         self.leaves = {}  # LEAF record -> tensor
@@ -229,16 +230,45 @@ class Segment:
         return at
 
     def add_aux(self, ints) -> int:
+        """The position of a new index map in the aux table.  A short list of ints waits
+        for the next flush (_write_aux), which writes every such map in one NumPy call: one
+        per map cost ~0.5 us, most of a lazy cat's map.  Only a flushed record's map is ever
+        read, by the kernels and by Python (which flushes first)."""
         at = self.naux
         k = len(ints)
-        if at + k > len(self.auxi):
-            new = np.empty(max(2 * len(self.auxi), at + k), dtype=np.int64)
-            new[:at] = self.auxi[:at]
-            self.auxi = new
-            self.ftail = self.stail = None
-        self.auxi[at:at + k] = ints
         self.naux = at + k
+        if k <= 32 and (ints.__class__ is list or ints.__class__ is tuple):
+            self.auxq.append((at, ints))  # (one append: atomic for another thread's flush)
+            return at
+        with self.lock:  # (another thread's flush may be writing the waiting maps)
+            self._write_aux()
+            if at + k > len(self.auxi):
+                self._grow_aux(at + k)
+            self.auxi[at:at + k] = ints
         return at
+
+    def _write_aux(self):
+        """Write the maps add_aux left waiting (their positions are in order, contiguous)."""
+        q = self.auxq
+        n = len(q)
+        if not n:
+            return
+        items = q[:n]  # (a snapshot: the owner thread may add meanwhile)
+        del q[:n]
+        lo = items[0][0]
+        flat = []
+        for _, ints in items:
+            flat += ints
+        hi = lo + len(flat)
+        if hi > len(self.auxi):
+            self._grow_aux(hi)
+        self.auxi[lo:hi] = flat
+
+    def _grow_aux(self, need):
+        new = np.empty(max(2 * len(self.auxi), need), dtype=np.int64)
+        new[:len(self.auxi)] = self.auxi
+        self.auxi = new
+        self.ftail = self.stail = None
 
     def flush(self):
         """Write the staged rows into the columns (computing lazy records' values).
@@ -262,6 +292,7 @@ class Segment:
         k = len(stage)
         if not k:
             return
+        self._write_aux()
         side = self.side
         j = len(side)
         if self.owner != _get_ident():
