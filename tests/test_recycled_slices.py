@@ -322,3 +322,87 @@ def test_a_segment_keeps_a_bounded_number_of_slices_and_elements():
     assert len(E.state.seg.slices) <= TT._KEEP
     s.backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.ones(5000))
+
+
+# ---------------------------------------------------------------- with the rest of autograd
+
+
+def _sliced_loss(t, x):
+    """Slices and elements of x taken again and again, used by products that save them."""
+    s = 0.0
+    for k in range(4):
+        s = s + (x[1:] * x[:-1]).sum() * x[k] + (x[:1] * x[2]).sum()
+    return s
+
+
+@pytest.mark.parametrize("how", ["backward", "autograd.grad", "retain_graph", "func.grad"])
+def test_given_back_slices_under_each_way_to_a_gradient(how):
+    def grad_of(t, x):
+        if how == "backward":
+            _sliced_loss(t, x).backward()
+            return x.grad.numpy()
+        if how == "autograd.grad":
+            (g,) = t.autograd.grad(_sliced_loss(t, x), x)
+            return g.numpy()
+        if how == "retain_graph":
+            loss = _sliced_loss(t, x)
+            loss.backward(retain_graph=True)
+            loss.backward()
+            return x.grad.numpy() / 2.0
+        return t.func.grad(lambda v: _sliced_loss(t, v))(x.detach()).numpy()
+
+    got = grad_of(tapegrad, _x())
+    if real_torch is not None:
+        np.testing.assert_allclose(got, grad_of(real_torch, _x(real_torch)), rtol=1e-13)
+    assert gradcheck(lambda v: _sliced_loss(tapegrad, v), (_x(),))
+
+
+def test_second_derivatives_through_given_back_slices():
+    x = _x()
+    (g,) = tapegrad.autograd.grad(_sliced_loss(tapegrad, x), x, create_graph=True)
+    (h,) = tapegrad.autograd.grad((g * g).sum(), x)
+    if real_torch is not None:
+        xt = _x(real_torch)
+        (gt,) = real_torch.autograd.grad(_sliced_loss(real_torch, xt), xt, create_graph=True)
+        (ht,) = real_torch.autograd.grad((gt * gt).sum(), xt)
+        np.testing.assert_allclose(g.detach().numpy(), gt.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(h.numpy(), ht.numpy(), rtol=1e-12)
+    # central differences of the first derivative (itself checked above and by gradcheck)
+    def gsq(a):
+        v = tapegrad.tensor(a, requires_grad=True)
+        (gv,) = tapegrad.autograd.grad(_sliced_loss(tapegrad, v), v)
+        return float((gv * gv).sum())
+
+    a, eps = _x().detach().numpy(), 1e-6
+    num = [(gsq(a + eps * e) - gsq(a - eps * e)) / (2 * eps) for e in np.eye(a.size)]
+    np.testing.assert_allclose(h.numpy(), num, rtol=1e-6, atol=1e-8)
+
+
+def test_a_leaf_hook_sees_the_whole_gradient_once():
+    x = _x()
+    seen = []
+    x.register_hook(lambda g: seen.append(g.numpy().copy()))
+    _sliced_loss(tapegrad, x).backward()
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], x.grad.numpy())
+
+
+def test_threads_slicing_one_leaf_each_record_their_own():
+    import threading
+    x = _x()
+    want = None
+    results = []
+
+    def run():
+        (g,) = tapegrad.autograd.grad(_sliced_loss(tapegrad, x), x)
+        results.append(g.numpy())
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    (want,) = tapegrad.autograd.grad(_sliced_loss(tapegrad, x), x)
+    assert len(results) == 4
+    for g in results:
+        np.testing.assert_allclose(g, want.numpy(), rtol=1e-15)
