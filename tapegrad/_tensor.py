@@ -3001,6 +3001,22 @@ class Tensor:
                 ox = self._x
                 if ox is None:
                     ox = _extra(self)
+                slices = seg.slices
+                if slices is not None:
+                    key = id(self) << 20 | k if k < _KEY_K else (id(self), k)
+                    t = slices.get(key)
+                    if t is not None and _getrefcount(t) == _ELEM_REFS and t._seg is seg:
+                        # an element made before in this segment that nothing refers to but
+                        # the segment, its base unwritten since (the same version: the same
+                        # values, the same record of self): given back as _slice_1d gives
+                        # back slices (det_by_minor reads each entry of a minor once per
+                        # product it is in)
+                        e = t._x
+                        vc = ox.vc
+                        if (e.vc is vc and e.rver == vc[0] and not vc[1] and not e.retain
+                                and e.hooks is None and e.grad is None
+                                and t._rec not in seg.nodes and not _getweakrefcount(t)):
+                            return t
                 if self._seg is seg and ox.rver == ox.vc[0]:
                     ra = self._rec
                 else:
@@ -3010,23 +3026,6 @@ class Tensor:
                         ra = lc[1]
                     else:
                         ra = _bind(seg, self)
-                slices = seg.slices
-                if slices is not None:
-                    key = (id(self), k)
-                    hit = slices.get(key)
-                    if hit is not None:
-                        # an element made before in this segment, of the same record of self
-                        # at the same version, that nothing refers to but the segment: given
-                        # back as _slice_1d gives back slices (det_by_minor reads each entry
-                        # of a minor once per product it is in)
-                        t, r, rh = hit
-                        if (rh == ra and _getrefcount(t) == _SLICE_REFS and t._seg is seg
-                                and t._rec == r):
-                            e = t._x
-                            if (e.rver == ox.vc[0] and not ox.vc[1] and not e.retain
-                                    and e.hooks is None and e.grad is None and r not in seg.nodes
-                                    and not _getweakrefcount(t)):
-                                return t
                 if k < _ELEMS:
                     at = k + k  # the maps of the first elements are in every aux table (E.ELEMS)
                 else:
@@ -3064,7 +3063,7 @@ class Tensor:
                 if elems.__class__ is _ElementMark:  # (most roots: _refresh_elements finds
                     e.elems = elems  # their live elements through the mark when written)
                     if slices is not None and len(slices) < _KEEP:
-                        slices[key] = (t, r, ra)  # (weakly referred to, it never could be)
+                        slices[key] = t  # (weakly referred to, it never could be)
                     return t
                 e.elems = None
                 if elems is None:
@@ -3559,6 +3558,8 @@ _getweakrefcount = weakref.getweakrefcount
 # million entries once would otherwise keep a million elements (~350 B each) until backward
 _KEEP = 1024
 _SLICE_REFS = 3  # (the entry's tuple, the local v, getrefcount's argument)
+_ELEM_REFS = 3  # (the entry, the local t, getrefcount's argument)
+_KEY_K = 1 << 20  # an element's key: id(base) << 20 | k below, (id(base), k) from it
 
 
 def _leaf_slice(seg, t, a, index):
