@@ -112,9 +112,10 @@ class Segment:
         self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy)
         self.lazy_off = 0  # no lazy records before record lazy_off (_tensor._lazy_value)
         self.unsaved = {}  # record -> (arena offset, value) of a deferred value (defer)
-        # (id(leaf), start, stop, step) -> (slice, its record, the leaf's record): slices of
-        # leaves, given back by _tensor._slice_1d; each refers to this segment: forget_slices
-        # breaks the cycles before anything counts the references to it
+        # slices of leaves and elements this segment made, to give back when asked for
+        # again (_tensor._slice_1d: (id(leaf), start, stop, step) -> (slice, its record, the
+        # leaf's record); Tensor.__getitem__: id(base) << 20 | k -> element); each refers to
+        # this segment: forget_slices breaks the cycles before anything counts its references
         self.slices = {}
 
     def forget_slices(self):
