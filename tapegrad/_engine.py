@@ -293,7 +293,8 @@ class Segment:
         k = len(stage)
         if not k:
             return
-        self._write_aux()
+        if self.auxq:
+            self._write_aux()
         side = self.side
         j = len(side)
         if self.owner != _get_ident():
