@@ -877,19 +877,12 @@ def seed(seg, r, g) -> int:
 
 def _deliver(seg, hits, capture, on_leaf, pending, outputs):
     """Hand the sweep's hits to Python: leaf grads, links to older segments, captures."""
-    cols = seg.cols
-    op, n, off, adj = cols[0], cols[5], cols[6], cols[9]
-    badj = seg.badj
+    op = seg.cols[0]
     leaves = seg.leaves
     plain = capture is None and on_leaf is _accumulate and not seg.retained
     for r in hits.tolist():
         o = op[r]
-        m = n[r]
-        if m == 1:
-            g = adj[r:r + 1].copy()
-        else:
-            k = off[r]
-            g = badj[k:k + m].copy()
+        g = seg.adjoint(r)
         if o == _LEAF:
             t = leaves[r]
             if plain:  # (a backward's common case: _deliver_leaf and on_leaf, inline)

@@ -621,15 +621,7 @@ def _lazy_cat(tensors):
     stage.extend((_LAZY_VIEW_CAT, -1, at, total))
     if len(stage) >= _LIMIT:
         seg.flush()
-    t = _new(_Lazy)  # (_lazy_tensor, inline)
-    t._v = None
-    _A_SET(t, ((total,), total, o, None, None))
-    t._dt = _F64
-    t._rg = True
-    t._seg = seg
-    t._rec = v
-    t._x = None
-    return t
+    return _lazy_tensor(seg, v, ((total,), total, o, None, None), None)
 
 
 _LAZY_ARITH = _config.LAZY_ARITH
