@@ -286,6 +286,9 @@ class Segment:
         if self.stage:  # (only the owner appends: empty stays empty for any other thread)
             with self.lock:
                 self.flush_locked()
+        elif self.auxq:  # (maps of rows still to be staged: after a flush none waits)
+            with self.lock:
+                self._write_aux()
 
     def flush_locked(self):
         """flush, its lock held by the caller."""
