@@ -3549,9 +3549,19 @@ _getweakrefcount = weakref.getweakrefcount
 # at most this many slices and elements kept per segment: scalar code that reads each of a
 # million entries once would otherwise keep a million elements (~350 B each) until backward
 _KEEP = 1024
-_SLICE_REFS = 3  # (the entry's tuple, the local v, getrefcount's argument)
-_ELEM_REFS = 3  # (the entry, the local t, getrefcount's argument)
 _KEY_K = 1 << 20  # an element's key: id(base) << 20 | k below, (id(base), k) from it
+
+
+def _kept_refs():
+    """sys.getrefcount of a kept slice and a kept element that nothing else refers to, read
+    as _slice_1d and Tensor.__getitem__ read them: counted here on objects held the same way
+    (the entry's tuple or the entry, the local, getrefcount's argument: 3 on CPython 3.11;
+    interpreters differ in counting references from a function's own stack)."""
+    slices = {0: (object(), 0, 0), 1: object()}
+    hit = slices.get(0)
+    v, r, ra = hit
+    t = slices.get(1)
+    return _getrefcount(v), _getrefcount(t)
 
 
 def _leaf_slice(seg, t, a, index):
@@ -3647,6 +3657,19 @@ class _ElementMark:
 _MARK_SCANS = 8
 _MARKS = [_MARK_SCANS]
 _getrefcount = sys.getrefcount
+_SLICE_REFS, _ELEM_REFS = _kept_refs()
+
+
+def _mark_refs():
+    """sys.getrefcount of a mark that no element refers to, read as _refresh_elements reads
+    it (the root's side object, the local, getrefcount's argument), counted the same way."""
+    rx = _Extra()
+    rx.elems = _ElementMark()
+    elems = rx.elems
+    return _getrefcount(elems)
+
+
+_MARK_REFS = _mark_refs()
 
 
 def _track_elements(rx, mark):
@@ -3673,10 +3696,10 @@ def _refresh_elements(root):
     elems = rx.elems
     if elems.__class__ is _ElementMark:
         # references: rx.elems, `elems`, getrefcount's argument, and each live element's
-        if _getrefcount(elems) <= 3:
+        if _getrefcount(elems) <= _MARK_REFS:
             return
         state.seg.forget_slices()  # (elements kept to be given back: Tensor.__getitem__)
-        if _getrefcount(elems) <= 3:
+        if _getrefcount(elems) <= _MARK_REFS:
             return
         elems = _track_elements(rx, elems)
     if not elems:
