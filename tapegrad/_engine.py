@@ -689,8 +689,7 @@ def backward_lane(t, g=None) -> bool:
         h = hits[0]
         if first[0] == _DONE and first[3] == 1 and cols[0][h] == _LEAF:
             seg.nfreed += first[2]  # (one leaf reached: the scalar code of one input vector)
-            m = cols[5][h]
-            g = cols[9][h:h + 1].copy() if m == 1 else seg.badj[cols[6][h]:cols[6][h] + m].copy()
+            g = seg.adjoint(h)
             leaf = seg.leaves[h]
             x = leaf._x
             if x is None or not x.hooks:
@@ -888,11 +887,9 @@ def _deliver(seg, hits, capture, on_leaf, pending, outputs):
         g = seg.adjoint(r)
         if o == _LEAF:
             t = leaves[r]
-            if plain:  # (a backward's common case: _deliver_leaf and on_leaf, inline)
-                x = t._x
-                if x is not None and x.hooks:
-                    g = t._apply_hooks(g)
-                t._accumulate_grad(g)
+            x = t._x
+            if plain and (x is None or not x.hooks):
+                t._accumulate_grad(g)  # (_deliver_leaf's common case, as in backward_lane)
                 continue
             _deliver_leaf(t, g, capture, on_leaf)
         elif o == T.IMPORT:

@@ -3005,9 +3005,8 @@ class Tensor:
                         # product it is in)
                         e = t._x
                         vc = ox.vc
-                        if (e.vc is vc and e.rver == vc[0] and not vc[1] and not e.retain
-                                and e.hooks is None and e.grad is None
-                                and t._rec not in seg.nodes and not _getweakrefcount(t)):
+                        if (e.vc is vc and e.rver == vc[0] and not vc[1]
+                                and _unobserved(t, e, seg)):
                             return t
                 if self._seg is seg and ox.rver == ox.vc[0]:
                     ra = self._rec
@@ -3533,16 +3532,23 @@ def _slice_1d(t, a, index):
                 lx = t._x
                 vc = lx.vc
                 lc = lx.lc
-                if not (vx.vc is not vc or vx.rver != vc[0] or vc[1] or lc is None
-                        or lc[0] != seg.id or lc[1] != ra or lc[2] != vc[0] or vx.retain
-                        or vx.hooks is not None or vx.grad is not None or r in seg.nodes
-                        or _getweakrefcount(v)):
+                if (vx.vc is vc and vx.rver == vc[0] and not vc[1] and lc is not None
+                        and lc[0] == seg.id and lc[1] == ra and lc[2] == vc[0]
+                        and _unobserved(v, vx, seg)):
                     return v
         v = _leaf_slice(seg, t, a, index)
         if len(slices) < _KEEP:
             slices[key] = (v, v._rec, t._x.lc[1])  # (_bind made t's lc)
         return v
     return _slice_recorded(seg, t, a, index)
+
+
+def _unobserved(t, x, seg):
+    """A kept slice or element (``x`` its side object) of which nothing could tell that it is
+    given back again: no hook, no retained grad, no grad_fn read (seg.nodes), no weak
+    reference; its caller checked that nothing else refers to it."""
+    return (not x.retain and x.hooks is None and x.grad is None and t._rec not in seg.nodes
+            and not _getweakrefcount(t))
 
 
 _getweakrefcount = weakref.getweakrefcount
