@@ -1335,7 +1335,7 @@ _pack32, _unpack32 = _FLOAT32.pack, _FLOAT32.unpack
 
 
 def _f32_number(code, x, xa, c):
-    """x op c (+ - * /, or c - x) for a 0-d float32 x and a Python number c (as a float),
+    """x op c (+ - * /, c - x, x ** 2) for a 0-d float32 x and a Python number c (a float),
     in Python floats instead of NumPy's 0-d arrays (~1.5 against ~5 us an op): c rounded to
     float32, as PyTorch and NumPy take it, the exact operands' double result rounded to
     float32 once: the float32 result, since a double holds more than twice float32's digits
@@ -1352,6 +1352,8 @@ def _f32_number(code, x, xa, c):
             v = xv - c32
         elif code == T.RSUBC:
             v = c32 - xv
+        elif code == T.POWC:  # (x ** 2 only: x * x, as PyTorch's pow and NumPy's square)
+            v = xv * xv
         elif c32 != 0.0:
             v = xv / c32
         else:
@@ -1437,7 +1439,8 @@ def _binary_number(op, x, c, reverse, tried=False):
         if t is not None:
             return t
     xa = x._a
-    if (xa.dtype is _F32NP and xa.ndim == 0 and T.ADDC <= code <= T.DIVC
+    if (xa.dtype is _F32NP and xa.ndim == 0 and (T.ADDC <= code <= T.DIVC or code == T.POWC
+                                                  and cf == 2.0)
             and (c.__class__ is float or c.__class__ is int)):
         t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
         if t is not None:
@@ -2189,6 +2192,10 @@ class Tensor:
                     g = np.array((gradient._v,))
                 if E.backward_lane(self, g.reshape(-1)):
                     return
+        elif (gradient is None and inputs is None and not retain_graph and not create_graph
+              and self._dt is _F32 and self._seg is state.seg and self._x is None
+              and self._a.ndim == 0 and E.backward_lane(self)):
+            return  # (a 0-d float32 loss, PyTorch's default dtype: the same lane)
         backward = _autograd_backward[0]
         if backward is None:  # tapegrad.autograd imports this module: bound at first use
             from .autograd import backward

@@ -41,6 +41,8 @@ NUMBER_OPS = [
     ("x * c", lambda x, c: x * c, lambda x, c: x * c),
     ("c * x", lambda x, c: c * x, lambda x, c: c * x),
     ("x / c", lambda x, c: x / c, lambda x, c: x / c),
+    ("x ** 2", lambda x, c: x ** 2, lambda x, c: x ** 2),
+    ("x ** 2.0", lambda x, c: x ** 2.0, lambda x, c: x ** 2.0),
 ]
 PAIR_OPS = [
     ("x + y", lambda x, y: x + y),
@@ -120,7 +122,7 @@ def _chain(x, y, n=40):
         elif k % 4 == 1:
             z = 0.5 - z / 3.0
         elif k % 4 == 2:
-            z = z * y - 0.25
+            z = z * y - 0.25 + (z ** 2) * 0.01
         else:
             z = (z + 2) / (y + 1.5) * 2
     return z
@@ -245,3 +247,24 @@ def test_element_written_in_place_matches_pytorch():
         grads.append(x.grad.numpy().copy())
     assert outs[0] == outs[1]
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+
+
+@requires_torch
+def test_loss_backward_frees_the_graph_and_hooks_run_as_pytorch():
+    """A 0-d float32 loss takes backward's short lane: the graph is freed after it (a second
+    backward fails as PyTorch's), retain_graph keeps it, and a leaf's hook sees its gradient."""
+    seen = {}
+    for lib in (tapegrad, real_torch):
+        x = lib.tensor(0.75, requires_grad=True)
+        x.register_hook(lambda g, lib=lib: seen.setdefault(lib.__name__, []).append(
+            (str(g.dtype).split(".")[-1], g.item())))
+        y = (x * 3.0 - 1.0) * x
+        y.backward(retain_graph=True)
+        y.backward()
+        assert x.grad.dtype == lib.float32
+        assert x.grad.item() == pytest.approx(2 * (2 * 3.0 * 0.75 - 1.0))
+        z = x * x + 2.0
+        z.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            z.backward()
+    assert seen["tapegrad"] == seen["torch"]
