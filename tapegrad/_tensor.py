@@ -1337,29 +1337,20 @@ _pack32, _unpack32 = _FLOAT32.pack, _FLOAT32.unpack
 def _f32_number(code, x, xa, c):
     """x op c (+ - * /, c - x, x ** 2) for a 0-d float32 x and a Python number c (a float),
     in Python floats instead of NumPy's 0-d arrays (~1.5 against ~5 us an op): c rounded to
-    float32, as PyTorch and NumPy take it, the exact operands' double result rounded to
-    float32 once: the float32 result, since a double holds more than twice float32's digits
-    (rounding twice is then exact for + - * /).  None where Python's floats raise (a division
-    by zero) or the result leaves float32's range: the NumPy path's inf and nan."""
+    float32, as PyTorch and NumPy take it, then _f32_arith.  None where the NumPy path is
+    needed (see _f32_arith; c beyond float32's range, which NumPy takes as inf)."""
     try:
         c32 = _unpack32(_pack32(c))[0]
-        xv = xa.item()
-        if code == T.MULC:
-            v = xv * c32
-        elif code == T.ADDC:
-            v = xv + c32
-        elif code == T.SUBC:
-            v = xv - c32
-        elif code == T.RSUBC:
-            v = c32 - xv
-        elif code == T.POWC:  # (x ** 2 only: x * x, as PyTorch's pow and NumPy's square)
-            v = xv * xv
-        elif c32 != 0.0:
-            v = xv / c32
-        else:
-            return None
-        v = _unpack32(_pack32(v))[0]
     except OverflowError:
+        return None
+    xv = xa.item()
+    if code == T.RSUBC:
+        v = _f32_arith(T.SUB, c32, xv)
+    elif code == T.POWC:  # (x ** 2 only: x * x, as PyTorch's pow and NumPy's square)
+        v = _f32_arith(T.MUL, xv, xv)
+    else:
+        v = _f32_arith(_BINARY_OF[code], xv, c32)
+    if v is None:
         return None
     out = np.array(v, _F32NP)
     if x._rg and state.grad_enabled:  # (the record's constant is c, as the NumPy path's)
@@ -1371,19 +1362,8 @@ def _f32_number(code, x, xa, c):
 def _f32_pair(op, x, y, xv, yv):
     """x op y (+ - * /) for 0-d float32 tensors x and y (their values xv, yv), as
     _f32_number."""
-    if op == T.MUL:
-        v = xv * yv
-    elif op == T.ADD:
-        v = xv + yv
-    elif op == T.SUB:
-        v = xv - yv
-    elif yv != 0.0:
-        v = xv / yv
-    else:
-        return None
-    try:
-        v = _unpack32(_pack32(v))[0]
-    except OverflowError:
+    v = _f32_arith(op, xv, yv)
+    if v is None:
         return None
     out = np.array(v, _F32NP)
     if (x._rg or y._rg) and state.grad_enabled:
@@ -1391,6 +1371,31 @@ def _f32_pair(op, x, y, xv, yv):
         ra = _ref(seg, x)
         return _result(out, _F32, seg, seg.record(op, ra, _ref(seg, y), 0.0, v))
     return _result(out, _F32)
+
+
+def _f32_arith(op, a, b):
+    """a op b (+ - * /) of float32 values (as floats): the exact operands' double result
+    rounded to float32 once, which is float32's result, since a double holds more than twice
+    float32's digits (rounding twice is then exact for + - * /).  None where Python's floats
+    raise (a division by zero) or the result leaves float32's range: the NumPy path's inf and
+    nan."""
+    if op == T.MUL:
+        v = a * b
+    elif op == T.ADD:
+        v = a + b
+    elif op == T.SUB:
+        v = a - b
+    elif b != 0.0:
+        v = a / b
+    else:
+        return None
+    try:
+        return _unpack32(_pack32(v))[0]
+    except OverflowError:
+        return None
+
+
+_BINARY_OF = {T.MULC: T.MUL, T.ADDC: T.ADD, T.SUBC: T.SUB, T.DIVC: T.DIV}
 
 
 def _py_div0(a, b):
