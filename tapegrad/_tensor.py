@@ -3158,9 +3158,30 @@ class Tensor:
                 return t
             if seg is None:  # (not recording)
                 return self._view_result(a[k:k + 1].reshape(()), T.SELECT, None)
-            # recorded, of another dtype (float32, the default): the general path's SELECT
-            # (_basic_index's map (0, k)) without its parsing, ~2.5 us less
-            return self._view_result(a[k:k + 1].reshape(()), T.SELECT, (0, k))
+            # recorded, of another dtype (float32, the default): _view_result's SELECT (a 0-d
+            # view of self, map (0, k)) without the general index parsing, its row staged as
+            # a float64 element's (the map of a k < E.ELEMS is in every aux table)
+            if seg.nrec >= seg.limit:
+                seg = E.current()
+            ra = _ref(seg, self)
+            view = a[k:k + 1].reshape(())
+            r = seg.nrec
+            seg.nrec = r + 1
+            stage = seg.stage
+            stage.extend((_SELECT_ELEM, ra, k + k if k < _ELEMS else seg.shared_aux((0, k)),
+                          view.item()))
+            if len(stage) >= _LIMIT:
+                seg.flush()
+            seg.views.setdefault(ra, []).append(r)  # (_flag_views, as _view_result)
+            t = _new(Tensor)
+            t._v = None
+            t._a = view
+            t._dt = self._dt
+            t._rg = True
+            t._seg = seg
+            t._rec = r
+            t._x = _view_extra(self)
+            return t
         elif (index.__class__ is slice and self._a is not None and self._a.ndim == 1
               and (index.step is None or index.step.__class__ is builtins.int and index.step > 0)):
             return _slice_1d(self, self._a, index)

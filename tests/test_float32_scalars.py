@@ -268,3 +268,20 @@ def test_loss_backward_frees_the_graph_and_hooks_run_as_pytorch():
         with pytest.raises(RuntimeError, match="backward through the graph a second time"):
             z.backward()
     assert seen["tapegrad"] == seen["torch"]
+
+
+@requires_torch
+def test_elements_past_the_shared_maps_and_negative_indices_match_pytorch():
+    """Elements k >= 256 add their map (0, k) to the segment; negative indices count from the
+    end: values, gradients and a write through the base after a read, against PyTorch."""
+    a = np.random.default_rng(8).uniform(-2.0, 2.0, 300).astype(np.float32)
+    grads = []
+    for lib in (tapegrad, real_torch):
+        x = lib.tensor(a, requires_grad=True)
+        total = x[0] * 0.0
+        for k in (280, 5, -1, 299, 256, 255, -300, 280):
+            total = total + x[k] * x[(k * 7) % 300] - 0.5
+        total.backward()
+        grads.append(x.grad.numpy().copy())
+        assert total.dtype == lib.float32
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
