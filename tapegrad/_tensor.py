@@ -1444,8 +1444,8 @@ def _binary_number(op, x, c, reverse, tried=False):
         if t is not None:
             return t
     xa = x._a
-    if (xa.dtype is _F32NP and xa.ndim == 0 and (T.ADDC <= code <= T.DIVC or code == T.POWC
-                                                  and cf == 2.0)
+    if (xa.dtype is _F32NP and xa.ndim == 0
+            and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0)
             and (c.__class__ is float or c.__class__ is int)):
         t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
         if t is not None:
@@ -2186,21 +2186,21 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         if (inputs is None and not retain_graph and not create_graph and self._seg is state.seg
-                and self._dt is _F64 and self._x is None):  # the common case: E.backward_lane
-            if gradient is None:
-                if self._v is not None and E.backward_lane(self):
-                    return
-            elif (gradient.__class__ is Tensor and gradient._dt is _F64
-                  and gradient.shape == self.shape):
-                g = gradient._a
-                if g is None:
-                    g = np.array((gradient._v,))
-                if E.backward_lane(self, g.reshape(-1)):
-                    return
-        elif (gradient is None and inputs is None and not retain_graph and not create_graph
-              and self._dt is _F32 and self._seg is state.seg and self._x is None
-              and self._a.ndim == 0 and E.backward_lane(self)):
-            return  # (a 0-d float32 loss, PyTorch's default dtype: the same lane)
+                and self._x is None):  # the common case: E.backward_lane
+            if self._dt is _F64:
+                if gradient is None:
+                    if self._v is not None and E.backward_lane(self):
+                        return
+                elif (gradient.__class__ is Tensor and gradient._dt is _F64
+                      and gradient.shape == self.shape):
+                    g = gradient._a
+                    if g is None:
+                        g = np.array((gradient._v,))
+                    if E.backward_lane(self, g.reshape(-1)):
+                        return
+            elif (gradient is None and self._dt is _F32 and self._a.ndim == 0
+                  and E.backward_lane(self)):
+                return  # (a 0-d float32 loss, PyTorch's default dtype)
         backward = _autograd_backward[0]
         if backward is None:  # tapegrad.autograd imports this module: bound at first use
             from .autograd import backward
