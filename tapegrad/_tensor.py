@@ -1444,12 +1444,6 @@ def _binary_number(op, x, c, reverse, tried=False):
         if t is not None:
             return t
     xa = x._a
-    if (xa.dtype is _F32NP and xa.ndim == 0
-            and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0)
-            and (c.__class__ is float or c.__class__ is int)):
-        t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
-        if t is not None:
-            return t
     if (xa.dtype is _F64NP and T.ADDC <= code <= T.DIVC
             and (c.__class__ is float or c.__class__ is int)
             and (code != T.DIVC or 1.0 <= abs(cf) < math.inf)):
@@ -1467,6 +1461,12 @@ def _binary_number(op, x, c, reverse, tried=False):
             return _f64_result(seg, code, x._rec if x._seg is seg and x._x is None else
                                _ref(seg, x), cf, out)
         return _result(out, _F64)
+    if (xa.dtype is _F32NP and xa.ndim == 0
+            and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0)
+            and (c.__class__ is float or c.__class__ is int)):
+        t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
+        if t is not None:
+            return t
     dt = x._dt
     if not dt.is_floating_point or (c.__class__ is not float and c.__class__ is not int):
         dt = D.result_type((x, c))
