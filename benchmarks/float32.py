@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tapegrad  # noqa: E402
-from tapegrad.bench.workloads import det_by_minor  # noqa: E402
+from tapegrad.bench.workloads import det_by_minor, elementwise_chain, mlp_torch  # noqa: E402
 
 
 def chain(T, dt):
@@ -42,6 +42,28 @@ def det3(T, dt):
     return x.grad
 
 
+_VEC16 = np.random.default_rng(16).uniform(-1.0, 1.0, 16)
+
+
+def vec16(T, dt):
+    x = T.tensor(_VEC16, dtype=dt, requires_grad=True)
+    elementwise_chain(T, (x,), {"n_ops": 200}).backward()
+    return x.grad
+
+
+_MLP_RNG = np.random.default_rng(64)
+_MLP = [_MLP_RNG.standard_normal(s) / 8 for s in ((64, 128), (128,), (128, 128), (128,),
+                                                  (128, 10), (10,))]
+_MLP_DATA = {"x": _MLP_RNG.standard_normal((32, 64)), "target": _MLP_RNG.standard_normal((32, 10))}
+
+
+def mlp(T, dt):
+    ps = [T.tensor(w, dtype=dt, requires_grad=True) for w in _MLP]
+    consts = {k: T.tensor(v, dtype=dt) for k, v in _MLP_DATA.items()}
+    mlp_torch(T, ps, consts).backward()
+    return ps[0].grad
+
+
 def _time(fn, budget=0.1):
     n, t0 = 0, time.perf_counter()
     while True:
@@ -61,7 +83,8 @@ def main():
         torch.set_num_threads(1)
     except ImportError:
         sys.exit("PyTorch is not installed: nothing to compare with")
-    for name, work in (("scalar_chain (1 000 ops)", chain), ("det_by_minor_3", det3)):
+    for name, work in (("scalar_chain (1 000 ops)", chain), ("det_by_minor_3", det3),
+                       ("vec16_chain (200 ops)", vec16), ("mlp_step", mlp)):
         for dname in ("float32", "float64"):
             fns = {lib.__name__: (lambda lib=lib, work=work, dname=dname:
                                   work(lib, getattr(lib, dname)))

@@ -305,8 +305,8 @@ def _np_sigmoid(x):
 
 
 def _np_relu(x):
-    if x.dtype == np.float64:  # ~3x faster than np.where (np.maximum loses -0.0 on some CPUs)
-        out = np.empty(x.shape)
+    if x.dtype == np.float64 or x.dtype == np.float32:  # ~3x faster than np.where (np.maximum
+        out = np.empty(x.shape, x.dtype)  # loses -0.0 on some CPUs)
         relu_into(x.ravel(), out.reshape(-1))
         return out
     return np.where(x < 0, x.dtype.type(0), x)  # nan and -0.0 stay, as in PyTorch
@@ -1220,7 +1220,7 @@ def _trig_in_range(x, xo, m):
 
 @njit(**NJIT_LEAF)
 def relu_into(x, y):
-    """y = relu(x) over 1-d float64 arrays: nan and -0.0 stay, as in PyTorch."""
+    """y = relu(x) over 1-d float64 (or float32) arrays: nan and -0.0 stay, as in PyTorch."""
     for k in range(_u(x.size)):
         v = x[k]
         y[k] = 0.0 if v < 0.0 else v

@@ -201,12 +201,13 @@ def _scalar_b(op, x, y, v):
     return _result(v, _F64)
 
 
-def _f64_result(seg, op, ra, third, y):
-    """The recorded result y (a C-contiguous float64 array) of op in the current segment:
-    Segment.record's compact form (op + ARR: y's values copied into the arena, ``third`` the
-    unary op's constant or the binary op's second record) and _result, inline, ~0.4 us less
-    per op on small arrays; one element takes Segment.record.  A value of DEFER_MIN or more
-    elements that op's backward does not read is left uncopied (Segment.defer)."""
+def _f64_result(seg, op, ra, third, y, dt=_F64):
+    """The recorded result y (a C-contiguous array of dtype dt, float64 or float32) of op in
+    the current segment: Segment.record's compact form (op + ARR: y's values copied into the
+    float64 arena, ``third`` the unary op's constant or the binary op's second record) and
+    _result, inline, ~0.4 us less per op on small arrays; one element takes Segment.record.
+    A value of DEFER_MIN or more elements that op's backward does not read is left uncopied
+    (Segment.defer)."""
     o = seg.nbulk
     m = y.size
     if 1 < m:
@@ -228,11 +229,11 @@ def _f64_result(seg, op, ra, third, y):
     else:
         r = seg.record(op, ra, third, 0.0, y)
     if m == 1:  # as _result: a one-element float64 value is a fast-path float when 0-d
-        return _result(y, _F64, seg, r)
+        return _result(y, dt, seg, r)
     t = _new(Tensor)
     t._v = None
     t._a = y
-    t._dt = _F64
+    t._dt = dt
     t._rg = True
     t._seg = seg
     t._rec = r
@@ -1093,6 +1094,15 @@ def _unary(x, op, c=0.0, d=0.0):
             return _f64_result(seg, op, x._rec if x._seg is seg and x._x is None else
                                _ref(seg, x), c, y)
         return _result(y, _F64)
+    if a.dtype is _F32NP and not spec.nconst and a.ndim:  # float32 arrays: NumPy's float32
+        y = _quiet(spec.np_fn, a) if op in _MAY_WARN else spec.np_fn(a)  # functions, as below,
+        if y.__class__ is not np.ndarray or not y.flags.c_contiguous or y.dtype is not _F32NP:
+            y = _out(y, _F32)  # without its checks (they hold for float32)
+        seg = _current() if x._rg else None
+        if seg is not None:
+            return _f64_result(seg, op, x._rec if x._seg is seg and x._x is None else
+                               _ref(seg, x), c, y, _F32)
+        return _result(y, _F32)
     if not dt.is_floating_point and op not in _INT_STAYS:
         dt = D.get_default_dtype()
         a = a.astype(dt.np)
@@ -1247,6 +1257,12 @@ def _binary(op, x, y, reverse=False, tried=False):
                     if ya.ndim and xa.ndim:  # broadcast (a bias added to a batch)
                         shape = _broadcast2(xa.shape, ya.shape)  # PyTorch's error first
                         return _binary_f64(op, x, y, xa, ya, shape)
+            elif (xa.dtype is _F32NP and ya is not None and ya.dtype is _F32NP and xa.ndim
+                  and ya.ndim):  # float32 arrays (PyTorch's default dtype), as float64's
+                if xa.shape == ya.shape:
+                    return _binary_f64(op, x, y, xa, ya, None, False, _F32)
+                return _binary_f64(op, x, y, xa, ya, _broadcast2(xa.shape, ya.shape), False,
+                                   _F32)
         elif ya is not None and xv is not None and ya.dtype is _F64NP:
             return _binary_f64(op, x, y, xv, ya)
     if xv is not None and yv is not None and T.ADD <= op <= T.DIV:  # + - * / on 0-d float64
@@ -1297,11 +1313,13 @@ def _binary(op, x, y, reverse=False, tried=False):
     return _result(out, dt)
 
 
-def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
+def _binary_f64(op, x, y, xa, ya, shape=None, loop=False, dt=_F64):
     """x op y for op in + - *: xa and ya float64 arrays of one shape, or one of them a float
     (the value of a fast-path scalar, broadcast); with ``shape``, arrays broadcast to it.
     ``loop``: arrays of one shape, through _tape.binary_into (NumPy's call costs less for
-    fewer than a few thousand elements)."""
+    fewer than a few thousand elements).  With ``dt`` float32: xa and ya float32 arrays (at
+    least 1-d), NumPy's float32 arithmetic, the values recorded in the float64 arena as any
+    float32 result's are."""
     if loop:
         out = np.empty(xa.shape)
         T.binary_into(op, xa.reshape(-1), ya.reshape(-1), out.reshape(-1))
@@ -1312,20 +1330,20 @@ def _binary_f64(op, x, y, xa, ya, shape=None, loop=False):
         finally:
             _quiet_off(token)
     if out.__class__ is not np.ndarray or not out.flags.c_contiguous:
-        out = _out(out, _F64)
+        out = _out(out, dt)
     seg = _current() if x._rg or y._rg else None
     if seg is not None:
         if shape is not None:
             return _f64_result(seg, op, _operand(seg, x, shape, op), _operand(seg, y, shape, op),
-                               out)
+                               out, dt)
         shape = out.shape
         # an operand of this segment, not broadcast, without a version to check: its record
         ra = x._rec if (x._seg is seg and x._x is None and xa.__class__ is np.ndarray
                         ) else _operand(seg, x, shape, op)
         rb = y._rec if (y._seg is seg and y._x is None and ya.__class__ is np.ndarray
                         ) else _operand(seg, y, shape, op)
-        return _f64_result(seg, op, ra, rb, out)
-    return _result(out, _F64)
+        return _f64_result(seg, op, ra, rb, out, dt)
+    return _result(out, dt)
 
 
 _F32 = D.float32
@@ -1356,6 +1374,29 @@ def _f32_number(code, x, xa, c):
     if x._rg and state.grad_enabled:  # (the record's constant is c, as the NumPy path's)
         seg = E.current()
         return _result(out, _F32, seg, seg.record(code, _ref(seg, x), -1, c, v))
+    return _result(out, _F32)
+
+
+_FLT_MAX = float(np.finfo(np.float32).max)
+_F32_INT = 2 ** 24  # (every int up to it is a float32, converted exactly either way)
+
+
+def _f32_const(code, x, xa, c):
+    """x op c (+ - * /, c - x) for a float32 array x of at least one dimension and a number
+    c that float32 holds without overflow: NumPy's float32 arithmetic (c converted to float32,
+    as NumPy and PyTorch take a Python number), recorded as the general path records it, with
+    ~1.5 us of its checks gone; NumPy's warnings off, as PyTorch is silent."""
+    token = _quiet_on(_IGNORE)
+    try:
+        out = _NP_CONST[code](xa, c) if code != T.RSUBC else np.subtract(c, xa)
+    finally:
+        _quiet_off(token)
+    if out.__class__ is not np.ndarray or not out.flags.c_contiguous or out.dtype is not _F32NP:
+        out = _out(out, _F32)
+    seg = _current() if x._rg else None
+    if seg is not None:
+        return _f64_result(seg, code, x._rec if x._seg is seg and x._x is None else
+                           _ref(seg, x), c, out, _F32)
     return _result(out, _F32)
 
 
@@ -1461,12 +1502,15 @@ def _binary_number(op, x, c, reverse, tried=False):
             return _f64_result(seg, code, x._rec if x._seg is seg and x._x is None else
                                _ref(seg, x), cf, out)
         return _result(out, _F64)
-    if (xa.dtype is _F32NP and xa.ndim == 0
-            and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0)
+    if (xa.dtype is _F32NP and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0)
             and (c.__class__ is float or c.__class__ is int)):
-        t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
-        if t is not None:
-            return t
+        if not xa.ndim:
+            t = _f32_number(code, x, xa, cf)  # (a 0-d float32, PyTorch's default dtype)
+            if t is not None:
+                return t
+        elif code != T.POWC and (c.__class__ is float and abs(cf) <= _FLT_MAX
+                                 or -_F32_INT <= c <= _F32_INT):
+            return _f32_const(code, x, xa, cf)
     dt = x._dt
     if not dt.is_floating_point or (c.__class__ is not float and c.__class__ is not int):
         dt = D.result_type((x, c))
