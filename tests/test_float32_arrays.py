@@ -184,7 +184,7 @@ _V16 = np.random.default_rng(16).uniform(-1.0, 1.0, 16)
 def _vec_chain(T, x, w):
     """Every short path: + - * / of arrays and numbers, tanh, sin, relu, a broadcast."""
     y = x
-    for k in range(12):
+    for _ in range(12):
         y = T.tanh(y * x + 0.5)
         y = T.sin(y) - x / 3.0
         y = 2.0 * y - (w * y + 1.25) * 0.5
