@@ -95,6 +95,16 @@ def test_with_a_number_is_pytorchs_float32_result(name, fn):
         _same_bits(got.detach().numpy(), want.detach().numpy())
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_square_is_numpys_float32_power(requires_grad):
+    for two in (2, 2.0):
+        out = _silent(pow, tapegrad.tensor(EDGES, requires_grad=requires_grad), two)
+        with np.errstate(all="ignore"):
+            _same_bits(out.detach().numpy(), np.power(EDGES, np.float32(2.0)))
+        if real_torch is not None:
+            _same_bits(out.detach().numpy(), (real_torch.tensor(EDGES) ** two).numpy())
+
+
 # pairs of shapes: equal, a bias broadcast over a batch, an outer broadcast, one element
 SHAPES = [((22,), (22,)), ((3, 22), (22,)), ((22,), (3, 22)), ((22, 1), (1, 22)),
           ((1,), (1,)), ((4, 1), (5,)), ((2, 3, 22), (3, 1))]
