@@ -654,6 +654,32 @@ def test_random_programs_match_torch(seed):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_random_float32_programs_match_float64_and_torch(seed):
+    """The same programs on float32 vectors (PyTorch's default dtype: float32 arrays take
+    their own short paths): gradients float32, close to the float64 program's (checked above
+    against PyTorch and finite differences) and to PyTorch's float32 ones."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    x0, w0 = rng.normal(size=n), rng.normal(size=n)
+    runs = [(tapegrad, "float32"), (tapegrad, "float64")]
+    if real_torch is not None:
+        runs.append((real_torch, "float32"))
+    got = []
+    for lib, dt in runs:
+        x = lib.tensor(x0, dtype=getattr(lib, dt), requires_grad=True)
+        w = lib.tensor(w0, dtype=getattr(lib, dt), requires_grad=True)
+        y = _random_program(lib, x, w, seed, steps=25)
+        y.backward()
+        grads = [np.zeros(n, dtype=dt) if g is None else g.numpy() for g in (x.grad, w.grad)]
+        assert all(g.dtype == dt for g in grads) and y.dtype == getattr(lib, dt)
+        got.append([np.float64(y.item())] + [g.astype(np.float64) for g in grads])
+    for other in got[1:]:
+        for a, b in zip(got[0], other):
+            scale = max(1.0, float(np.max(np.abs(b))))
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3 * scale)
+
+
 def test_quiet_fallback_for_other_numpy_versions_silences_and_restores():
     """_quiet sets NumPy's error-state context variable directly; on a NumPy without it the
     fallback is np.errstate. Both must silence the op and leave the caller's state alone."""
