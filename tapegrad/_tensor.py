@@ -1089,20 +1089,18 @@ def _unary(x, op, c=0.0, d=0.0):
             y = spec.np_fn(a)
         if y.__class__ is not np.ndarray or not y.flags.c_contiguous:
             y = _out(y, _F64)
-        seg = _current() if x._rg else None
-        if seg is not None:
-            return _f64_result(seg, op, x._rec if x._seg is seg and x._x is None else
-                               _ref(seg, x), c, y)
-        return _result(y, _F64)
-    if a.dtype is _F32NP and not spec.nconst and a.ndim:  # float32 arrays: NumPy's float32
+    elif a.dtype is _F32NP and not spec.nconst and a.ndim:  # float32 arrays: NumPy's float32
         y = _quiet(spec.np_fn, a) if op in _MAY_WARN else spec.np_fn(a)  # functions, as below,
         if y.__class__ is not np.ndarray or not y.flags.c_contiguous or y.dtype is not _F32NP:
             y = _out(y, _F32)  # without its checks (they hold for float32)
+    else:
+        y = None
+    if y is not None:  # (either case above: dt is y's dtype)
         seg = _current() if x._rg else None
         if seg is not None:
             return _f64_result(seg, op, x._rec if x._seg is seg and x._x is None else
-                               _ref(seg, x), c, y, _F32)
-        return _result(y, _F32)
+                               _ref(seg, x), c, y, dt)
+        return _result(y, dt)
     if not dt.is_floating_point and op not in _INT_STAYS:
         dt = D.get_default_dtype()
         a = a.astype(dt.np)
