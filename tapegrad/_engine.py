@@ -53,8 +53,9 @@ class Segment:
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
-            cols, bulk, badj, auxi, used, lock = _pool.pop()  # a training step never grows
-            cols[8][:used] = 0  # flags of the records the last owner used
+            cols, bulk, badj, auxi, lock = _pool.pop()  # a training step never grows
+            # (the flags of the last owner's records are left: the flush writes each row's
+            # flags with the row, and nothing reads a record's flags before its row is flushed)
         except (IndexError, ValueError):
             cols = _new_columns(_config.SEGMENT_RECORDS)
             bulk = np.empty(_config.SEGMENT_VALUES)
@@ -77,7 +78,7 @@ class Segment:
         # recorded graphs nobody can reach any more (at interpreter exit _pool may be gone)
         try:
             if len(_pool) < _POOL_SIZE:
-                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.nrec, self.lock))
+                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.lock))
                 if len(_pool) > 1 and len(_pool[-2][1]) > len(self.bulk):
                     _pool.sort(key=_arena_size)
         except (NameError, TypeError):
@@ -467,8 +468,7 @@ def segment_full(seg: Segment) -> Segment:
         seg.forget_slices()
     if _outside_refs(seg) <= own:
         seg.flush()
-        seg.cols[8][:seg.nrec] = 0
-        seg._reset()
+        seg._reset()  # (no flags to clear: the flush writes each row's with the row)
         return seg
     tracing = state.tracing
     if tracing is not None and tracing.seg is seg:  # a trace is one segment: it only grows
