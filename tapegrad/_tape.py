@@ -604,6 +604,16 @@ _LN10 = math.log(10.0)
 
 
 @_j
+def _remainder(x, c):
+    """PyTorch's remainder of floats: fmod, then the divisor's sign (x - floor(x / c) * c
+    rounds 1.0 % 0.1 to 0.0 where fmod gives 0.09999999999999995); nan where fmod is."""
+    m = np.fmod(x, c)
+    if m != 0.0 and (c < 0.0) != (m < 0.0):
+        m += c
+    return m
+
+
+@_j
 def _unary_f(op, x, c, d):
     if op == MULADDC:
         return x * c + d
@@ -711,7 +721,7 @@ def _unary_f2(op, x, c, d):
     if op == FMODC:
         return np.fmod(x, c)  # Numba has no math.fmod
     if op == REMAINDERC:
-        return x - math.floor(x / c) * c
+        return _remainder(x, c)
     if op == CLAMP:  # min(max(x, lo), hi), as PyTorch: nan stays nan; lo > hi gives hi
         return x if x != x else min(max(x, c), d)
     if op == CMPC:
@@ -872,7 +882,7 @@ def _binary_f(op, x, z, c):
     if op == FMOD:
         return np.fmod(x, z)  # Numba has no math.fmod
     if op == REMAINDER:
-        return x - math.floor(x / z) * z
+        return _remainder(x, z)
     if op == LERP:
         return x + c * (z - x)
     return x**z  # POW

@@ -1041,7 +1041,7 @@ _quiet = _make_quiet(_quiet_on, _quiet_off, _IGNORE)
 # where PyTorch is silent
 _MAY_WARN = frozenset((T.EXP, T.LOG, T.SQRT, T.RECIPROCAL, T.DIV, T.POW, T.DIVC, T.POWC,
                        T.ADD, T.SUB, T.MUL, T.ADDC, T.SUBC, T.RSUBC, T.MULC,
-                       T.SIN, T.COS,
+                       T.SIN, T.COS, T.FMOD, T.FMODC, T.REMAINDER, T.REMAINDERC,
                        T.RPOWC, T.LOG1P, T.EXPM1, T.LOG2, T.LOG10, T.EXP2, T.TAN, T.SINH,
                        T.COSH, T.ASIN, T.ACOS, T.RSQRT, T.ELU, T.GELU, T.SILU, T.SOFTPLUS,
                        T.LOGSIGMOID, T.SIGMOID))
@@ -1067,7 +1067,7 @@ def _unary(x, op, c=0.0, d=0.0):
                 y = builtins.float(spec.np_fn(a) if not spec.nconst else spec.np_fn(a, c, d))
         if x._rg and state.grad_enabled:
             seg = E.current()
-            ra = x._rec if x._seg is seg else _ref(seg, x)
+            ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
             aux = -1 if spec.nconst < 2 else seg.add_aux(_float_bits(d))
             return _result(y, D.float64, seg, seg.record(op, ra, -1, c, y, aux))
         return _result(y, D.float64)
@@ -1196,12 +1196,19 @@ def _float_bits(d):
     return [int(np.float64(d).view(np.int64))]
 
 
+def _np_remainder(a, b):
+    """PyTorch's remainder: fmod, then the divisor's sign where they differ (np.remainder
+    gives 0.0 for -0.0 % 3, PyTorch -0.0)."""
+    m = np.fmod(a, b)
+    return np.where((m != 0) & ((b < 0) != (m < 0)), m + b, m)
+
+
 _CONST_OP = {T.ADD: T.ADDC, T.SUB: T.SUBC, T.MUL: T.MULC, T.DIV: T.DIVC, T.POW: T.POWC,
              T.FMOD: T.FMODC, T.REMAINDER: T.REMAINDERC}
 _NP_CONST = {T.ADDC: np.add, T.SUBC: np.subtract, T.MULC: np.multiply, T.DIVC: np.true_divide}
 _NP_BINARY = {T.ADD: np.add, T.SUB: np.subtract, T.MUL: np.multiply, T.DIV: np.true_divide,
               T.POW: np.power, T.MAXIMUM: np.maximum, T.MINIMUM: np.minimum,
-              T.ATAN2: np.arctan2, T.FMOD: np.fmod, T.REMAINDER: np.remainder}
+              T.ATAN2: np.arctan2, T.FMOD: np.fmod, T.REMAINDER: _np_remainder}
 
 
 def _number(y):
@@ -1284,8 +1291,8 @@ def _binary(op, x, y, reverse=False, tried=False):
             v = xv / yv if yv != 0.0 else _py_div0(xv, yv)
         if (x._rg or y._rg) and state.grad_enabled:
             seg = E.current()
-            ra = x._rec if x._seg is seg else _ref(seg, x)
-            rb = y._rec if y._seg is seg else _ref(seg, y)
+            ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
+            rb = y._rec if y._seg is seg and y._x is None else _ref(seg, y)
             return _result(v, D.float64, seg, seg.record(op, ra, rb, 0.0, v))
         return _result(v, D.float64)
     dt = x._dt
@@ -1519,14 +1526,14 @@ def _binary_number(op, x, c, reverse, tried=False):
         elif code == T.DIVC:
             v = xv / cf if cf != 0.0 else _py_div0(xv, cf)
         elif code == T.FMODC:
-            v = math.fmod(xv, cf) if cf != 0.0 else math.nan
+            v = math.fmod(xv, cf) if cf != 0.0 and not math.isinf(xv) else math.nan
         elif code == T.REMAINDERC:
-            v = xv - math.floor(xv / cf) * cf if cf != 0.0 else math.nan
+            v = _py_remainder(xv, cf)
         else:
             v = builtins.float(_pow(xv, cf) if code == T.POWC else _pow(cf, xv))
         if x._rg and state.grad_enabled:
             seg = E.current()
-            ra = x._rec if x._seg is seg else _ref(seg, x)
+            ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
             return _result(v, D.float64, seg, seg.record(code, ra, -1, cf, v))
         return _result(v, D.float64)
     if x._rg and not tried and (T.ADDC <= code <= T.DIVC or code == T.POWC and cf == 2.0) and (
@@ -1582,13 +1589,35 @@ def _binary_number(op, x, c, reverse, tried=False):
 
 
 def _pow(a, b):
+    """a ** b for floats as C's pow (PyTorch's): where Python raises (an overflow, 0 to a
+    negative power) NumPy's power gives the signed infinity ((-10.) ** 401 is -inf, (-0.) ** -1
+    is -inf); a negative base to a fractional power is nan."""
     try:
         r = a**b
-    except ZeroDivisionError:
-        return math.inf
-    except OverflowError:
-        return math.inf
+    except (ZeroDivisionError, OverflowError):
+        with np.errstate(all="ignore"):
+            return builtins.float(np.power(np.float64(a), np.float64(b)))
     return r if r.__class__ is not complex else math.nan
+
+
+def _py_remainder(x, c):
+    """PyTorch's remainder of two floats: fmod, then the divisor's sign (x - floor(x / c) * c
+    rounds 1.0 % 0.1 to 0; Python's % differs on signed zeros)."""
+    if c == 0.0 or math.isinf(x):
+        return math.nan
+    m = math.fmod(x, c)
+    if m != 0.0 and (c < 0.0) != (m < 0.0):
+        m += c
+    return m
+
+
+def _scalar_value(value, dt):
+    """A value written into a tensor of dtype dt (x[k] = v, copy_(v)) as a tensor of dt: a
+    Python float written into float64 stays float64 (not rounded through the default dtype);
+    a finite one beyond float32's range into float32 raises PyTorch's error."""
+    if dt is _F32 and value.__class__ is float and _FLT_MAX < abs(value) < math.inf:
+        raise RuntimeError("value cannot be converted to type float without overflow")
+    return tensor(value, dtype=dt)
 
 
 _HOW = {np.less: T.CMP_LT, np.less_equal: T.CMP_LE, np.greater: T.CMP_GT,
@@ -2304,8 +2333,10 @@ class Tensor:
     @property
     def data(self):
         _untraced(self, ".data")
-        t = _leaf(_storage(self), self._dt)
+        a = _storage(self)
+        t = _leaf(a, self._dt)
         t._v = None
+        t._a = a  # (_leaf makes a 0-d float64 a Python float: this one shares self's array)
         # PyTorch's .data shares storage but not the version counter: writes through
         # it raise no errors; they update the values the tape holds for self (_mark_modified)
         t._x = _Extra(alias=(self, True))
@@ -3304,13 +3335,13 @@ class Tensor:
                 "operation.")
         region = self[index] if not _is_advanced(index) else None
         if region is not None and region._a is not None and np.shares_memory(region._a, _val(self)):
-            region.copy_(value)
+            region.copy_(value if isinstance(value, Tensor) else _scalar_value(value, self._dt))
             return
         # advanced index: out-of-place write recorded as CopySlices with an explicit map
         a = _storage(self)
         npidx = _np_index(index)
         offsets = np.arange(a.size, dtype=np.int64).reshape(a.shape)[npidx]
-        src = value if isinstance(value, Tensor) else tensor(value, dtype=self._dt)
+        src = value if isinstance(value, Tensor) else _scalar_value(value, self._dt)
         src_b = src.expand(offsets.shape) if src.shape != offsets.shape else src
         aux = np.concatenate(([-1, offsets.size], offsets.reshape(-1)))
         _write(self, lambda: _setitem_value(self, npidx, src), T.INDEX_PUT, src_b, aux)
@@ -3388,7 +3419,7 @@ class Tensor:
 
     def copy_(self, src, non_blocking=False):
         if not isinstance(src, Tensor):
-            src = tensor(src)
+            src = _scalar_value(src, self._dt)
         _broadcast_shapes(self.shape, src.shape)
         if src.shape != self.shape:
             src_b = src.expand(self.shape)

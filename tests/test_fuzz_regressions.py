@@ -1,0 +1,193 @@
+"""Wrong values and gradients a differential fuzz against PyTorch found (this session), each
+pinned: the expected values come from Python's math and NumPy (C's pow and fmod, IEEE
+float64), the gradients from the derivative at the value the tensor holds, and PyTorch is
+checked too when installed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tapegrad
+
+try:
+    import torch as real_torch
+except ImportError:  # pragma: no cover
+    real_torch = None
+
+LIBS = [tapegrad] + ([real_torch] if real_torch is not None else [])
+
+
+# --- x[k] = v writes v at the tensor's dtype ---------------------------------------------------
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("v", [0.6852388060489285, 16777217.0, 1e300, -1e-310, 0.1])
+def test_setitem_of_a_float64_tensor_keeps_float64(L, v):
+    x = L.zeros(2, 3, dtype=L.float64)
+    x[0, 1] = v          # one element
+    x[1] = v             # a row
+    x[0, 2:3] = v        # a slice
+    got = np.array(x.tolist())
+    assert got[0, 1] == v and got[0, 2] == v and (got[1] == v).all()
+    y = L.zeros(2, dtype=L.float64)
+    y.copy_(L.tensor(v, dtype=L.float64))
+    assert y.tolist() == [v, v]
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_setitem_converts_as_the_destination_dtype(L):
+    i = L.zeros(3, dtype=L.int64)
+    i[0], i[1], i[2] = 3.7, -3.7, True
+    assert i.tolist() == [3, -3, 1]
+    f = L.zeros(2)
+    f[0] = 0.1
+    assert f.tolist()[0] == float(np.float32(0.1))
+    with pytest.raises(RuntimeError, match="value cannot be converted to type float without "
+                                           "overflow"):
+        f[1] = 1e300
+
+
+def test_setitem_into_a_recorded_float64_result():
+    x = tapegrad.tensor([1.0, 2.0, 3.0], dtype=tapegrad.float64, requires_grad=True)
+    y = x * 2.0
+    y[1] = 0.1
+    (y * y).sum().backward()
+    assert y.detach().numpy()[1] == 0.1
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 0.0, 24.0])
+
+
+# --- an in-place write under no_grad to a 0-d float64 result -----------------------------------
+
+CONSUMERS = {
+    "abs": (lambda v: v.abs(), lambda v: math.copysign(1.0, v)),
+    "sin": (lambda v: v.sin(), math.cos),
+    "log": (lambda v: v.log(), lambda v: 1.0 / v),
+    "v ** 3": (lambda v: v ** 3, lambda v: 3.0 * v * v),
+    "2 ** v": (lambda v: 2.0 ** v, lambda v: math.log(2.0) * 2.0 ** v),
+    "v / w": (lambda v: v / (v * 0.0 + 4.0), lambda v: 0.25),
+    "w / v": (lambda v: 5.0 / v, lambda v: -5.0 / (v * v)),
+    "v * v": (lambda v: v * v, lambda v: 2.0 * v),
+    "v % 0.7": (lambda v: v % 0.7, lambda v: 1.0),
+}
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("write", ["mul_", "add_", "setitem"])
+@pytest.mark.parametrize("name", sorted(CONSUMERS))
+def test_a_0d_result_written_under_no_grad_is_differentiated_at_its_new_value(L, write, name):
+    f, df = CONSUMERS[name]
+    x = L.tensor(-3.0, dtype=L.float64, requires_grad=True)
+    v = x * 1.0
+    with L.no_grad():
+        if write == "mul_":
+            v.mul_(-0.5)
+        elif write == "add_":
+            v.add_(4.5)
+        else:
+            v.copy_(L.tensor(1.5, dtype=L.float64))
+    assert v.item() == 1.5
+    f(v).backward()
+    assert x.grad.item() == pytest.approx(df(1.5), rel=1e-12)  # d v / d x is still 1
+
+
+# --- .data of a 0-d float64 tensor ---------------------------------------------------------------
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_data_of_a_0d_float64_tensor(L):
+    t = L.tensor(2.0, dtype=L.float64)
+    assert (t.data * 2).item() == 4.0
+    assert (2 + t.data).item() == 4.0
+    t.data.mul_(3)
+    assert t.item() == 6.0
+    w = L.tensor(2.0, dtype=L.float64, requires_grad=True)
+    y = w * w
+    w.data.add_(1.0)  # through .data: no version bump, the tape's copy follows
+    y.backward()
+    assert w.grad.item() == 6.0 and w.item() == 3.0
+
+
+# --- pow and remainder of a 0-d float64 with a Python number -------------------------------------
+
+POW_CASES = [(-10.0, 401), (-0.0, -1), (-0.0, -3.0), (-2.0, 1025.0), (10.0, 400), (0.0, -1),
+             (-0.0, -2), (-1.5, 0.5), (2.0, -1080.0), (-0.0, 3)]
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("a,b", POW_CASES)
+def test_pow_of_a_0d_float64_as_c_pow(L, a, b):
+    with np.errstate(all="ignore"):
+        want = float(np.power(np.float64(a), np.float64(b)))
+    x = L.tensor(a, dtype=L.float64)
+    got = (x ** b).item()
+    assert got == want or (math.isnan(got) and math.isnan(want))
+    assert math.copysign(1.0, got) == math.copysign(1.0, want) or math.isnan(want)
+    y = L.tensor(float(b), dtype=L.float64)
+    got = (a ** y).item()
+    assert got == want or (math.isnan(got) and math.isnan(want))
+    assert math.copysign(1.0, got) == math.copysign(1.0, want) or math.isnan(want)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_gradient_of_negative_zero_to_a_power(L):
+    x = L.tensor(-1.0, dtype=L.float64, requires_grad=True)
+    y = (-0.0) ** x  # -inf; d/dx = y * log(|-0.0|) = -inf * -inf
+    y.backward()
+    assert y.item() == -math.inf and x.grad.item() == math.inf
+
+
+REMAINDER_VALUES = [0.0, -0.0, 1.0, -1.0, 0.1, -0.1, 2.5, -2.5, 5.0, -5.0, 1e300, -1e300,
+                    math.inf, -math.inf, math.nan, 7.3, -7.3, 1e-310, 0.3]
+
+
+def _c_remainder(x, c):
+    """PyTorch's definition: fmod, then the sign of the divisor."""
+    if c == 0.0 or math.isinf(x) or math.isnan(x) or math.isnan(c):
+        return math.nan
+    m = math.fmod(x, c)
+    if m != 0.0 and (c < 0.0) != (m < 0.0):
+        m += c
+    return m
+
+
+@pytest.mark.parametrize("x", REMAINDER_VALUES)
+def test_remainder_and_fmod_of_a_0d_float64(x):
+    for c in REMAINDER_VALUES:
+        for L in LIBS:
+            t = L.tensor(x, dtype=L.float64)
+            got = (t % c).item()
+            want = _c_remainder(x, c)
+            assert (got == want and math.copysign(1, got) == math.copysign(1, want)) or (
+                math.isnan(got) and math.isnan(want)), (L.__name__, x, c, got, want)
+            got = t.fmod(c).item()
+            with np.errstate(all="ignore"):
+                want = float(np.fmod(np.float64(x), np.float64(c)))
+            assert (got == want and math.copysign(1, got) == math.copysign(1, want)) or (
+                math.isnan(got) and math.isnan(want)), (L.__name__, x, c, got, want)
+
+
+def test_remainder_matches_the_array_path():
+    xs = np.array(REMAINDER_VALUES)
+    for c in REMAINDER_VALUES:
+        arr = (tapegrad.tensor(xs, dtype=tapegrad.float64) % c).numpy()
+        for k, x in enumerate(xs):
+            got = (tapegrad.tensor(float(x), dtype=tapegrad.float64) % c).item()
+            assert (got == arr[k] and math.copysign(1, got) == math.copysign(1, arr[k])) or (
+                math.isnan(got) and math.isnan(arr[k])), (x, c, got, arr[k])
+
+
+def test_remainder_in_a_trace_replays_as_eager():
+    def fn(x):
+        return (x % 0.1) * x + tapegrad.remainder(x, x * 0.0 - 0.7) * 2.0
+
+    x0 = np.array([1.0, -0.0, 0.0, 2.5, -7.3, 0.3])
+    tr = tapegrad.trace(fn, x0)
+    for x1 in (x0, np.array([1.0, 3.3, -0.2, 0.7, 7.0, -1.0])):
+        x = tapegrad.tensor(x1, dtype=tapegrad.float64, requires_grad=True)
+        out = fn(x)
+        out.sum().backward()
+        got = tr(x1)
+        np.testing.assert_array_equal(np.asarray(got), out.detach().numpy())
+        want = np.array([_c_remainder(v, 0.1) for v in x1]) * x1 + np.array(
+            [_c_remainder(v, -0.7) for v in x1]) * 2.0
+        np.testing.assert_array_equal(out.detach().numpy(), want)
