@@ -604,9 +604,10 @@ _LN10 = math.log(10.0)
 
 
 @_j
-def _remainder(x, c):
+def remainder(x, c):
     """PyTorch's remainder of floats: fmod, then the divisor's sign (x - floor(x / c) * c
-    rounds 1.0 % 0.1 to 0.0 where fmod gives 0.09999999999999995); nan where fmod is."""
+    rounds 1.0 % 0.1 to 0.0 where fmod gives 0.09999999999999995); nan where fmod is.  The
+    kernels' rules inline it; a 0-d float64 remainder with a number calls it from Python."""
     m = np.fmod(x, c)
     if m != 0.0 and (c < 0.0) != (m < 0.0):
         m += c
@@ -721,7 +722,7 @@ def _unary_f2(op, x, c, d):
     if op == FMODC:
         return np.fmod(x, c)  # Numba has no math.fmod
     if op == REMAINDERC:
-        return _remainder(x, c)
+        return remainder(x, c)
     if op == CLAMP:  # min(max(x, lo), hi), as PyTorch: nan stays nan; lo > hi gives hi
         return x if x != x else min(max(x, c), d)
     if op == CMPC:
@@ -882,7 +883,7 @@ def _binary_f(op, x, z, c):
     if op == FMOD:
         return np.fmod(x, z)  # Numba has no math.fmod
     if op == REMAINDER:
-        return _remainder(x, z)
+        return remainder(x, z)
     if op == LERP:
         return x + c * (z - x)
     return x**z  # POW

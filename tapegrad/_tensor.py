@@ -1263,14 +1263,11 @@ def _binary(op, x, y, reverse=False, tried=False):
                         return _binary_f64(op, x, y, xa, ya, None, xa.size >= 2048)
                     if ya.ndim and xa.ndim:  # broadcast (a bias added to a batch)
                         shape = _broadcast2(xa.shape, ya.shape)  # PyTorch's error first
-                        if xa.ndim == 2:
-                            if (ya.ndim == 1 and shape == xa.shape and 256 <= xa.size < _DEFER_MIN
-                                    and xa.flags.c_contiguous and ya.flags.c_contiguous):
-                                return _rows_f64(op, x, y, xa, ya, False)
-                        elif (xa.ndim == 1 and ya.ndim == 2 and shape == ya.shape
-                              and 256 <= ya.size < _DEFER_MIN and xa.flags.c_contiguous
-                              and ya.flags.c_contiguous):
-                            return _rows_f64(op, x, y, ya, xa, True)
+                        mat, vec = (xa, ya) if xa.ndim == 2 else (ya, xa)
+                        if (mat.ndim == 2 and vec.ndim == 1 and shape == mat.shape
+                                and 256 <= mat.size < _DEFER_MIN and mat.flags.c_contiguous
+                                and vec.flags.c_contiguous):
+                            return _rows_f64(op, x, y, mat, vec, mat is ya)
                         return _binary_f64(op, x, y, xa, ya, shape)
             elif (xa.dtype is _F32NP and ya is not None and ya.dtype is _F32NP and xa.ndim
                   and ya.ndim):  # float32 arrays (PyTorch's default dtype), as float64's
@@ -1371,7 +1368,8 @@ def _rows_f64(op, x, y, mat, vec, swap):
     flat = out.reshape(-1)
     seg = _current() if x._rg or y._rg else None
     if seg is None:
-        _rows_into((op, swap, mat.reshape(-1), vec, flat, flat))
+        args = (op, swap, mat.reshape(-1), vec, flat, flat)
+        E._entry(T.rows_into, args)(*args)
         return _result(out, _F64)
     shape = mat.shape
     ra = _operand(seg, x, shape, op)
@@ -1380,17 +1378,9 @@ def _rows_f64(op, x, y, mat, vec, swap):
     m = flat.size
     if o + m > len(seg.bulk):
         seg._grow_bulk(o + m)
-    _rows_into((op, swap, mat.reshape(-1), vec, flat, seg.bulk[o:o + m]))
+    args = (op, swap, mat.reshape(-1), vec, flat, seg.bulk[o:o + m])
+    E._entry(T.rows_into, args)(*args)
     return _f64_result(seg, op, ra, rb, out, _F64, True)
-
-
-_ROWS = []  # the compiled rows_into for its one argument signature (T.entry)
-
-
-def _rows_into(args):
-    if not _ROWS:
-        _ROWS.append(T.entry(T.rows_into, args))
-    _ROWS[0](*args)
 
 
 _F32 = D.float32
@@ -1528,7 +1518,7 @@ def _binary_number(op, x, c, reverse, tried=False):
         elif code == T.FMODC:
             v = math.fmod(xv, cf) if cf != 0.0 and not math.isinf(xv) else math.nan
         elif code == T.REMAINDERC:
-            v = _py_remainder(xv, cf)
+            v = builtins.float(T.remainder(xv, cf))
         else:
             v = builtins.float(_pow(xv, cf) if code == T.POWC else _pow(cf, xv))
         if x._rg and state.grad_enabled:
@@ -1598,17 +1588,6 @@ def _pow(a, b):
         with np.errstate(all="ignore"):
             return builtins.float(np.power(np.float64(a), np.float64(b)))
     return r if r.__class__ is not complex else math.nan
-
-
-def _py_remainder(x, c):
-    """PyTorch's remainder of two floats: fmod, then the divisor's sign (x - floor(x / c) * c
-    rounds 1.0 % 0.1 to 0; Python's % differs on signed zeros)."""
-    if c == 0.0 or math.isinf(x):
-        return math.nan
-    m = math.fmod(x, c)
-    if m != 0.0 and (c < 0.0) != (m < 0.0):
-        m += c
-    return m
 
 
 def _scalar_value(value, dt):
