@@ -3314,7 +3314,7 @@ class Tensor:
                 "operation.")
         region = self[index] if not _is_advanced(index) else None
         if region is not None and region._a is not None and np.shares_memory(region._a, _val(self)):
-            region.copy_(value if isinstance(value, Tensor) else _scalar_value(value, self._dt))
+            region.copy_(value)  # (copy_ converts a number at region's dtype: self's)
             return
         # advanced index: out-of-place write recorded as CopySlices with an explicit map
         a = _storage(self)
