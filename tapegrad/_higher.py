@@ -383,9 +383,10 @@ class _Pass:
                 na = int(cols[5][ra])
                 m = T.group_map(seg.auxi, at, na)
                 y = X(seg, r)
-                nz = y != 0.0
-                s = _where(nz, g / _where(nz, y, 1.0), 0.0)
-                self.contribute(ra, gather(s, m) * X(seg, ra))
+                y = gather(y, m)
+                nz = y != 0.0  # g * (x / y), PyTorch's order (its bits), as the sweep's
+                q = X(seg, ra) / _where(nz, y, 1.0)
+                self.contribute(ra, _where(nz, gather(g, m) * q, 0.0))
         elif kd == T.MATMUL:
             mm, kk, nn, nb = (int(v) for v in seg.auxi[at:at + 4])
             if a_var:

@@ -2167,17 +2167,20 @@ def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, aux
             x = _view(ra, n, off, val, bulk)
             gx, new = _target(ra, n, off, adj, badj, flags)
             new_total += new
+            # g * (x / y), PyTorch's order (its bits: (g / y) * x differs in the last bit
+            # for most inputs); a zero norm passes nothing on, as PyTorch's masked_fill
             if aux[i] < 0:
                 if y[0] != 0.0 and g[0] != 0.0:
-                    s = g[0] / y[0]
+                    g0 = g[0]
+                    y0 = y[0]
                     for k in range(gx.size):
-                        gx[k] += s * x[k]
+                        gx[k] += g0 * (x[k] / y0)
             else:
                 m = index_map(auxi, aux[i])
                 for k in range(gx.size):
                     j = m[k]
                     if y[j] != 0.0:
-                        gx[k] += g[j] * x[k] / y[j]
+                        gx[k] += g[j] * (x[k] / y[j])
     elif kd == MATMUL:
         at = aux[i]
         mm = auxi[at]
