@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import re
 import struct
 import sys
 import threading
@@ -49,7 +50,7 @@ class Segment:
                  "badj", "nbulk", "auxi", "naux", "nconst", "nfreed", "leaves", "imports",
                  "retained", "modified", "nodes", "names", "edges", "hooked", "callbacks", "dead",
                  "maps", "elem_at", "nlazy", "lazy_off", "lock", "owner", "views", "unsaved",
-                 "ftail", "stail", "slices", "auxq", "__weakref__")
+                 "ftail", "stail", "slices", "auxq", "bound", "__weakref__")
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
@@ -96,6 +97,7 @@ class Segment:
         self.naux = ELEM_AUX
         self.auxq = []  # index maps added since the last flush, as (position, ints): add_aux
         self.nconst = 0
+        self.bound = []  # (CONST record, version counter, version, dtype, shape): stale_bindings
         self.nfreed = 0
         self.leaves = {}  # LEAF record -> tensor
         self.imports = {}  # IMPORT record -> tensor of an older segment
@@ -362,6 +364,19 @@ class Segment:
             return cols[9][r:r + 1].copy()
         o = cols[6][r]
         return self.badj[o:o + m].copy()
+
+    def stale_bindings(self):
+        """Before a sweep: constants whose version moved since their record copied them,
+        by a write that did not reach the record (to the base of a view, to the tensor it
+        was detached from, to a view of it, made after the record): their consumers are
+        stale, as PyTorch's version check of the saved view or detached tensor finds
+        (backward raises).  Every consumer of such a record precedes the write: a use after
+        it binds the new value anew (_tensor._bind compares versions)."""
+        modified = self.modified
+        for r, vc, ver, dtype, shape in self.bound:
+            if vc[0] != ver and r not in modified:
+                modified[r] = (_Bound(dtype, shape, vc), ver, self.nrec)
+                self.mark(r, T.MODIFIED)
 
     def mark(self, r, bit):
         self.flush()
@@ -658,6 +673,8 @@ def backward_lane(t, g=None) -> bool:
     seg = t._seg
     seg.forget_slices()
     seg.flush()
+    if seg.bound:
+        seg.stale_bindings()
     cols = seg.cols
     r = t._rec
     flags = cols[8]
@@ -788,6 +805,8 @@ def pin_blas_once() -> None:
 def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
     """Sweep one segment from its seeds; Python runs only at hooks, Functions and hits."""
     seg.flush()
+    if seg.bound:
+        seg.stale_bindings()
     flags = seg.cols[8]
     marked = _mark_captures(seg, capture) if capture else []
     npend = 0
@@ -968,6 +987,22 @@ def _deliver_leaf(t, g, capture, on_leaf):
         on_leaf(t, g)
 
 
+_BACKWARD = re.compile(r"Backward\d*$")
+
+
+class _Bound:
+    """A bound constant as _sweep_error describes it (the tensor itself may be gone)."""
+
+    __slots__ = ("dtype", "shape", "vc")
+
+    def __init__(self, dtype, shape, vc):
+        self.dtype, self.shape, self.vc = dtype, shape, vc
+
+    @property
+    def _version(self):
+        return self.vc[0]
+
+
 def _sweep_error(seg, status, r):
     if status == T.ERR_FREED:
         return RuntimeError(_FREED_MSG)
@@ -975,16 +1010,16 @@ def _sweep_error(seg, status, r):
         t, ver, _ = seg.modified.get(r, (None, 0, 0))
         op = seg.opcode(r)
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
-        if t is not None:
+        if t is not None:  # (PyTorch 2.13's words: its node's name without "Backward0")
             kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(t.dtype.name, "Tensor")
             shape = ", ".join(str(d) for d in t.shape)
-            where = f", which is output 0 of {name}," if name else ","
+            where = f", which is output 0 of {_BACKWARD.sub('', name)}," if name else ""
             return RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [torch.{kind} [{shape}]]{where} is at version "
-                f"{t._version}; expected version {ver} instead. Hint: the backtrace further above "
-                "can also show the operation that failed to compute its gradient. The variable in "
-                "question was changed in there or anywhere later. Good luck!")
+                f"{t._version}; expected version {ver} instead. Hint: enable anomaly detection "
+                "to find the operation that failed to compute its gradient, with "
+                "torch.autograd.set_detect_anomaly(True, check_nan=False).")
         return RuntimeError("one of the variables needed for gradient computation has been "
                             "modified by an inplace operation")
     return RuntimeError(f"internal error: unknown opcode at record {r}")

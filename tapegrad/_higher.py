@@ -201,6 +201,8 @@ class _Pass:
     # ------------------------------------------------------------ one segment
     def sweep(self, seg, adj):
         seg.flush()
+        if seg.bound:
+            seg.stale_bindings()
         self.adj = adj
         self.seg = seg
         heap = [-r for r in adj]

@@ -808,6 +808,7 @@ def _bind(seg, t) -> int:
         else:
             rec = seg.record(T.CONST, -1, -1, 0.0, _val64(t))
             seg.nconst += 1
+            seg.bound.append((rec, x.vc, ver, t._dt, () if t._a is None else t._a.shape))
         x.lc = (seg.id, rec, ver)
         return rec
     if x is not None and x.rver != x.vc[0]:
@@ -2319,6 +2320,7 @@ class Tensor:
         # PyTorch's .data shares storage but not the version counter: writes through
         # it raise no errors; they update the values the tape holds for self (_mark_modified)
         t._x = _Extra(alias=(self, True))
+        _register_alias(self, t)
         return t
 
     @data.setter
@@ -2344,6 +2346,7 @@ class Tensor:
         t._v = None
         t._a = _storage(self)
         t._x = _Extra(vc=_extra(self).vc, alias=(self, False))  # storage and version, no history
+        _register_alias(self, t)
         return t
 
     def detach_(self):
@@ -3685,11 +3688,13 @@ def _after_data_write(t):
 
 
 def _sharers(t):
-    """The tensors a write to t writes: t, the base it views, and what either was detached
-    from or is the ``.data`` of, with their bases, transitively (``y.detach()[1:]``,
-    ``y[1:].detach()``, ``y.data[0]``, ``y.detach().detach()``); each with whether the way
-    to it crossed a ``.data`` (whose writes bump no version of it in PyTorch, and reach its
-    saved values).  Their records saved the old values."""
+    """The tensors a write to t writes: t, the base it views, what either was detached from
+    or is the ``.data`` of, and the live tensors detached from or the ``.data`` of any of
+    these (_register_alias), with their bases, transitively (``y.detach()[1:]``,
+    ``y[1:].detach()``, ``y.data[0]``, ``y.detach().detach()``, a write to y after
+    ``d = y.detach()``); each with whether the way to it crossed a ``.data`` (whose writes
+    bump no version of it in PyTorch, and reach its saved values).  Their records saved the
+    old values."""
     out = []
     seen = set()
     todo = [(t, False)]
@@ -3705,7 +3710,31 @@ def _sharers(t):
                 todo.append((x.base, data))
             if x.alias is not None:
                 todo.append((x.alias[0], data or x.alias[1]))
+            vc = x.vc
+            if len(vc) > 2:
+                for ref in vc[2]:
+                    a = ref()
+                    if a is not None and id(a) not in seen:
+                        todo.append((a, data or a._x.alias[1]))
     return out
+
+
+def _register_alias(origin, t):
+    """t is ``origin.detach()`` or ``origin.data``: list it on origin's version counter
+    (shared by origin, the base it views and its views), so that a write to any of them
+    reaches t's records (_sharers).  PyTorch raises at backward for a saved ``detach()``
+    written since (it shares the version), and its saved ``.data`` sees the new values (it
+    shares the storage); the tape copied the values t had when recorded.  Weak references,
+    the dead ones pruned as the list doubles."""
+    vc = _extra(origin).vc
+    if len(vc) == 2:
+        vc.append([_weakref(t)])
+        return
+    refs = vc[2]
+    m = len(refs)
+    if m >= 64 and not m & (m - 1):
+        refs[:] = [w for w in refs if w() is not None]
+    refs.append(_weakref(t))
 
 
 def _same_storage(a, b):

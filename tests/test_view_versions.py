@@ -1,7 +1,10 @@
 """A view shares its base's version counter: writing the base (or any view of it) in place makes
 every saved view of the old value stale, whether or not the view's tensor is still alive, and
 backward then raises PyTorch's version error.  Views made after the write, and views whose
-consumers saved nothing, are not stale.  (``_tensor._flag_views``.)
+consumers saved nothing, are not stale.  (``_tensor._flag_views``.)  ``detach()`` shares the
+version counter too (a write to the tensor it came from makes it stale: ``_register_alias``), as
+does a constant's view (``Segment.stale_bindings``); ``.data`` shares only the storage: no
+error, and its saved value is the new one.
 
 Each program runs on tapegrad and, when installed, on PyTorch: both raise the version error or
 both give the same gradient.  Without PyTorch the expected outcome is written out.
@@ -149,7 +152,111 @@ def element_of_a_row_saved_then_matrix_written(lib):
     return x, loss
 
 
+# --- detach() shares the version counter, .data the storage alone; a constant's views ------------
+
+def detached_saved_then_origin_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    d = y.detach()  # (the write to y reaches it: _register_alias)
+    loss = (x * d).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
+def slice_of_detached_saved_then_origin_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    d = y.detach()[1:]
+    loss = (x[1:] * d).sum()
+    y.add_(1.0)
+    return x, loss
+
+
+def detached_slice_saved_then_origin_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    d = y[1:].detach()
+    loss = (x[1:] * d).sum()
+    y.add_(1.0)
+    return x, loss
+
+
+def detached_leaf_saved_then_optimizer_step(lib):
+    x = _x(lib)
+    d = x.detach()
+    loss = (x * d).sum()
+    with lib.no_grad():
+        x -= 0.5
+    return x, loss
+
+
+def slice_of_a_constant_saved_then_constant_written(lib):
+    x = _x(lib)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    v = c[1:]  # (a constant's view: its record's version is checked at backward)
+    loss = (x[1:] * v).sum()
+    c.add_(10.0)
+    return x, loss
+
+
+def slice_of_a_constant_not_saved_by_its_consumer(lib):  # x + v saves nothing: no error
+    x = _x(lib)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    v = c[1:]
+    loss = (x[1:] + v).sum()
+    c.add_(10.0)
+    return x, loss
+
+
+def detached_not_saved_by_its_consumer(lib):
+    x = _x(lib)
+    y = x * 1.0
+    d = y.detach()
+    loss = (x + d).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
+def detached_used_after_the_origin_was_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    d = y.detach()
+    y.mul_(2.0)
+    loss = (x * d).sum()  # d's record holds the new values
+    return x, loss
+
+
+def data_saved_then_origin_written(lib):
+    # .data shares the storage, not the version: no error, and the saved .data is the
+    # new value (the tape's copy is rewritten: _write_through)
+    x = _x(lib)
+    y = x * 1.0
+    d = y.data
+    loss = (x * d).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
+def data_of_a_leaf_saved_then_optimizer_step(lib):
+    x = _x(lib)
+    d = x.data
+    loss = (x * d).sum()
+    with lib.no_grad():
+        x -= 0.5
+    return x, loss
+
+
 PROGRAMS = {
+    detached_saved_then_origin_written: STALE,
+    slice_of_detached_saved_then_origin_written: STALE,
+    detached_slice_saved_then_origin_written: STALE,
+    detached_leaf_saved_then_optimizer_step: STALE,
+    slice_of_a_constant_saved_then_constant_written: STALE,
+    slice_of_a_constant_not_saved_by_its_consumer: [0.0, 1.0, 1.0, 1.0],
+    detached_not_saved_by_its_consumer: [1.0, 1.0, 1.0, 1.0],
+    detached_used_after_the_origin_was_written: [2.0, 4.0, 6.0, 8.0],
+    data_saved_then_origin_written: [2.0, 4.0, 6.0, 8.0],
+    data_of_a_leaf_saved_then_optimizer_step: [0.5, 1.5, 2.5, 3.5],
     sibling_slice_saved_then_other_slice_written: STALE,
     transpose_of_a_view_saved_then_base_written: STALE,
     unsqueezed_saved_then_a_slice_of_the_base_written: STALE,
@@ -190,3 +297,48 @@ def test_view_versions_as_pytorch(prog):
             assert PROGRAMS[prog] == STALE
         else:
             np.testing.assert_allclose(PROGRAMS[prog], want, rtol=1e-15)
+
+
+def _message(prog, lib):
+    x, loss = prog(lib)
+    with pytest.raises(RuntimeError) as info:
+        loss.backward()
+    return str(info.value)
+
+
+HINT = ("Hint: enable anomaly detection to find the operation that failed to compute its "
+        "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+
+
+def product_saved_then_written(lib):
+    x = _x(lib)
+    y = x * 1.0
+    loss = (y * y).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
+@pytest.mark.parametrize("prog,middle", [
+    (product_saved_then_written,
+     "[torch.DoubleTensor [4]], which is output 0 of Mul, is at version 1; expected version 0"),
+    (detached_leaf_saved_then_optimizer_step,
+     "[torch.DoubleTensor [4]] is at version 1; expected version 0"),
+    (slice_of_a_constant_saved_then_constant_written,
+     "[torch.DoubleTensor [3]] is at version 1; expected version 0"),
+], ids=lambda v: getattr(v, "__name__", "msg"))
+def test_version_error_message_as_pytorch(prog, middle):
+    # PyTorch 2.13's words: the node's name without "Backward0", no comma without one
+    want = (f"{VERSION_ERROR} by an inplace operation: {middle} instead. {HINT}")
+    assert _message(prog, tapegrad) == want
+    if real_torch is not None:
+        assert _message(prog, real_torch) == want
+
+
+@pytest.mark.parametrize("prog", [slice_of_a_constant_saved_then_constant_written,
+                                  detached_saved_then_origin_written])
+def test_stale_binding_with_create_graph(prog):
+    # the Python backward of create_graph=True checks the same versions
+    for lib in [tapegrad] + ([real_torch] if real_torch is not None else []):
+        x, loss = prog(lib)
+        with pytest.raises(RuntimeError, match=VERSION_ERROR):
+            lib.autograd.grad(loss, x, create_graph=True)
