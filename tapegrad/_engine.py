@@ -41,6 +41,11 @@ LAZY_TRIG = False
 # per distinct k per backward).
 ELEMS = 256
 ELEM_AUX = 2 * ELEMS
+# The shared index maps (shared_aux) of a segment's aux table stay in it for the next owner of
+# the table (a segment reset in place, or made from the pool), up to this many ints: a training
+# step records the same maps every time (a bias's broadcast, a layer's matmul shape, a slice),
+# and adding them again cost ~0.5 us each (mlp_step: ~4 us a step)
+_KEEP_AUX = 1 << 14
 _ELEM_MAPS = np.stack([np.zeros(ELEMS, dtype=np.int64), np.arange(ELEMS)], axis=1).reshape(-1)
 _pack_into = struct.pack_into
 
@@ -54,10 +59,11 @@ class Segment:
 
     def __init__(self):
         try:  # the largest array set (the pool is sorted by arena size, the largest last):
-            cols, bulk, badj, auxi, lock = _pool.pop()  # a training step never grows
+            cols, bulk, badj, auxi, lock, maps, naux = _pool.pop()  # a training step never grows
             # (the flags of the last owner's records are left: the flush writes each row's
             # flags with the row, and nothing reads a record's flags before its row is flushed)
         except (IndexError, ValueError):
+            maps, naux = {}, ELEM_AUX
             cols = _new_columns(_config.SEGMENT_RECORDS)
             bulk = np.empty(_config.SEGMENT_VALUES)
             badj = np.empty(_config.SEGMENT_VALUES)
@@ -71,6 +77,8 @@ class Segment:
         self.lock = lock  # (flush; a dead segment's, free with its arrays)
         self.ftail = self.stail = None  # (the array arguments flush and sweep_args cache)
         self.owner = _get_ident()  # the thread that records into it
+        self.maps = maps  # an index map's ints (a tuple) -> its aux entry (shared_aux)
+        self.naux = naux
         self._reset()
 
     def __del__(self):
@@ -79,7 +87,10 @@ class Segment:
         # recorded graphs nobody can reach any more (at interpreter exit _pool may be gone)
         try:
             if len(_pool) < _POOL_SIZE:
-                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.lock))
+                # the shared index maps go with the aux table (see _reset), unless some wait
+                # to be written (a segment that died unflushed)
+                maps, naux = (self.maps, self.naux) if not self.auxq else ({}, ELEM_AUX)
+                _pool.append((self.cols, self.bulk, self.badj, self.auxi, self.lock, maps, naux))
                 if len(_pool) > 1 and len(_pool[-2][1]) > len(self.bulk):
                     _pool.sort(key=_arena_size)
         except (NameError, TypeError):
@@ -94,7 +105,9 @@ class Segment:
         self.nflushed = 0
         self.fbulk = 0  # where the values of the first staged record start in the bulk arena
         self.nbulk = 0
-        self.naux = ELEM_AUX
+        if self.naux > _KEEP_AUX:  # (else the shared maps stay: see below)
+            self.naux = ELEM_AUX
+            self.maps = {}
         self.auxq = []  # index maps added since the last flush, as (position, ints): add_aux
         self.nconst = 0
         self.bound = []  # (CONST record, version counter, version, dtype, shape): stale_bindings
@@ -109,7 +122,6 @@ class Segment:
         self.names = {}  # record -> node name of a composite's output (MseLossBackward0...)
         self.edges = {}  # record -> the records a composite's node lists in next_functions
         self.dead = False
-        self.maps = {}  # an index map's ints (a tuple) -> its aux entry, shared (shared_aux)
         self.elem_at = {}  # k -> the aux entry of element k's map (0, k), k >= ELEMS
         self.views = {}  # record -> the records of views _view_result made of it (_flag_views)
         self.nlazy = 0  # lazy records staged since the last flush (_tensor._lazy)

@@ -114,6 +114,8 @@ def _record(fn, arrays):
     seg = E.Segment()
     seg.lazy_off = 1 << 62  # no lazy records (_tensor._lazy): constant folding reads values
     seg.slices = None  # (no slices given back: _tensor._slice_1d)
+    seg.maps, seg.naux = {}, E.ELEM_AUX  # (no maps kept from the table's last owner: the
+    # check compares two recordings' aux positions)
     rec = _Recording(seg)
     saved = st.seg, st.grad_enabled
     st.seg, st.tracing, st.grad_enabled = seg, rec, True
