@@ -14,8 +14,8 @@ from . import _tensor
 from .autograd import grad as _grad
 
 
-class GradcheckError(AssertionError):
-    pass
+class GradcheckError(RuntimeError, AssertionError):
+    """A Jacobian mismatch: a RuntimeError, as PyTorch's (and an AssertionError, for tests)."""
 
 
 def _tuple(x):
@@ -28,7 +28,8 @@ def numerical_jacobian(fn: Callable, inputs: Sequence, eps: float = 1e-6):
     base = [np.array(t.detach().numpy(), dtype=np.float64) for t in inputs]
 
     def run(values):
-        ts = [_tensor.tensor(v, dtype=t.dtype) for v, t in zip(values, inputs)]
+        ts = [_tensor.tensor(v, dtype=t.dtype, requires_grad=t.requires_grad)
+              for v, t in zip(values, inputs)]  # (a function may differentiate inside)
         return np.concatenate([np.asarray(o.detach().numpy(), dtype=np.float64).reshape(-1)
                                for o in _tuple(fn(*ts))])
 

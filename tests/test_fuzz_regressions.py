@@ -249,3 +249,80 @@ def test_norm_gradient_bits_with_create_graph():
         (hv,) = tapegrad.autograd.grad((gx * tapegrad.tensor(v)).sum(), t)
         want = v / n - x * np.dot(x, v) / n ** 3  # d/dx (x / |x|) . v
         np.testing.assert_allclose(hv.numpy(), want, rtol=1e-12, atol=1e-14)
+
+
+# --- binary_cross_entropy at inputs 0 and 1: PyTorch's (x - t) / max(x (1 - x), 1e-12) ---------
+
+_BCE_X = [1.0, 0.0, 0.5, 1e-13, 1 - 1e-13, 0.0, 1.0, 1e-7, 0.3]
+_BCE_T = [0.74, 1.0, 0.5, 0.3, 0.9, 0.0, 1.0, 0.2, 0.6]
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_binary_cross_entropy_gradient_at_the_edges(L, dt, reduction):
+    # the clamped logs' derivatives gave 0 or 1 - t at x = 0 or 1 (a saturated sigmoid with
+    # target 1 got -1 where PyTorch's gradient is 0); ATen's EPSILON is a float
+    npdt = np.dtype(dt)
+    x = np.array(_BCE_X, dtype=npdt)
+    t = np.array(_BCE_T, dtype=npdt)
+    w = np.linspace(0.5, 2.0, x.size).astype(npdt)
+    xt = L.tensor(x, requires_grad=True)
+    tt = L.tensor(t, requires_grad=True)
+    loss = L.nn.functional.binary_cross_entropy(xt, tt, weight=L.tensor(w), reduction=reduction)
+    g = np.ones(x.size, dtype=npdt) if reduction == "none" else None
+    loss.backward(None if g is None else L.tensor(g))
+    up = w * (npdt.type(1.0 / x.size) if reduction == "mean" else npdt.type(1.0))
+    eps = npdt.type(np.float32(1e-12))
+    want = up * (x - t) / np.maximum((1 - x) * x, eps)
+    np.testing.assert_allclose(xt.grad.numpy(), want, rtol=4 * np.finfo(npdt).eps, atol=0)
+    # the target's: -logit(x), PyTorch's, inside; at the edges PyTorch's is +-inf, tapegrad's
+    # the clamped logs' difference (+-100 at 0 and 1: design.md, "Losses")
+    inside = (1 - x) * x >= eps
+    with np.errstate(divide="ignore"):
+        logit = np.log(x.astype(np.float64) / (1 - x.astype(np.float64)))
+    np.testing.assert_allclose(tt.grad.numpy()[inside], (up * -logit)[inside],
+                               rtol=8 * np.finfo(npdt).eps)
+    if L is tapegrad:
+        clamped = np.clip(-logit, -100, 100)
+        np.testing.assert_allclose(tt.grad.numpy()[~inside], (up * clamped)[~inside],
+                                   rtol=8 * np.finfo(npdt).eps)
+
+
+def test_binary_cross_entropy_inside_keeps_its_derivatives():
+    # away from the edges the loss is the composition: first and second derivatives against
+    # central differences
+    x = tapegrad.tensor([0.2, 0.7, 0.45], dtype=tapegrad.float64, requires_grad=True)
+    t = tapegrad.tensor([0.1, 0.9, 0.5], dtype=tapegrad.float64)
+    assert tapegrad.autograd.gradcheck(
+        lambda x: tapegrad.nn.functional.binary_cross_entropy(x, t), (x,))
+    assert tapegrad.autograd.gradgradcheck(
+        lambda x: tapegrad.nn.functional.binary_cross_entropy(x, t), (x,))
+
+
+class _CubeWithAFlatBackward(tapegrad.autograd.Function):
+    """x ** 3 whose backward is right once and constant beyond (a detached factor)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x.detach() ** 2
+
+
+def test_autograd_gradcheck_and_gradgradcheck():
+    # torch.autograd's checkers: True, or a GradcheckError (a RuntimeError, as PyTorch's)
+    x = tapegrad.tensor([0.3, -1.2, 2.0], dtype=tapegrad.float64, requires_grad=True)
+    assert tapegrad.autograd.gradcheck(lambda x: (x.sin() * x).sum(), (x,))
+    assert tapegrad.autograd.gradgradcheck(lambda x: (x.sin() * x), (x,))
+    with pytest.raises(RuntimeError, match="Jacobian mismatch"):
+        tapegrad.autograd.gradcheck(lambda x: x.detach() * 2 + x, (x,))
+    assert not tapegrad.autograd.gradcheck(lambda x: x.detach() * 2 + x, (x,),
+                                           raise_exception=False)
+    assert tapegrad.autograd.gradcheck(_CubeWithAFlatBackward.apply, (x,))
+    with pytest.raises(RuntimeError, match="Jacobian mismatch"):
+        tapegrad.autograd.gradgradcheck(_CubeWithAFlatBackward.apply, (x,))

@@ -10,7 +10,8 @@ from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "Function", "FunctionCtx", "once_differentiable", "functional"]
+           "Function", "FunctionCtx", "once_differentiable", "functional", "gradcheck",
+           "gradgradcheck"]
 
 
 _F64 = D.float64
@@ -146,6 +147,43 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         from .._tensor import _leaf, _out
         result.append(_leaf(_out(g.reshape(t.shape), t.dtype), t.dtype))
     return tuple(result)
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, **unused) -> bool:
+    """``torch.autograd.gradcheck``: func's vector-Jacobian products against central
+    differences (``tapegrad.testing.gradcheck``); True, or GradcheckError (a RuntimeError, as
+    PyTorch's) unless ``raise_exception=False``.  PyTorch's other options (fast mode, sparse,
+    batched, forward AD checks) are accepted and ignored."""
+    from ..testing import gradcheck as check
+    return check(func, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True, **unused) -> bool:
+    """``torch.autograd.gradgradcheck``: the gradient of func's vector-Jacobian product (made
+    with ``create_graph=True``) against central differences, with respect to the inputs and
+    to ``grad_outputs`` (random normal ones, fixed seed, when not given)."""
+    from ..testing import gradcheck as check
+    inputs = _as_tuple(inputs)
+    if grad_outputs is None:
+        from .._tensor import tensor
+        rng = np.random.default_rng(0)
+        grad_outputs = tuple(
+            tensor(rng.standard_normal(tuple(o.shape)), dtype=o.dtype, requires_grad=True)
+            for o in _as_tuple(func(*inputs)) if o.requires_grad)
+    grad_outputs = _as_tuple(grad_outputs)
+    n = len(inputs)
+
+    def vjp(*args):
+        ins = args[:n]
+        outs = tuple(o for o in _as_tuple(func(*ins)) if o.requires_grad)
+        wrt = tuple(t for t in ins if isinstance(t, Tensor) and t.requires_grad)
+        gs = grad(outs, wrt, args[n:], create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return check(vjp, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                 raise_exception=raise_exception)
 
 
 from . import functional  # noqa: E402  (uses grad, defined above)

@@ -150,9 +150,26 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         log_x = input.log().clamp(min=-100.0)
         log_1mx = (-input).log1p().clamp(min=-100.0)
         loss = (target - 1) * log_1mx - target * log_x
+        edge = a * (1 - a) < a.dtype.type(_BCE_EPS)
+        if edge.any():  # (input exactly 0 or 1, or within 1e-12 of them)
+            loss = where(tensor(edge), _bce_edge(input, target, loss, log_x, log_1mx), loss)
         if weight is not None:
             loss = loss * weight
         return c.output(_reduce(loss, reduction))
+
+
+_BCE_EPS = float(np.float32(1e-12))  # ATen's EPSILON in its backward (a float constant)
+
+
+def _bce_edge(x: Tensor, t: Tensor, loss: Tensor, log_x: Tensor, log_1mx: Tensor) -> Tensor:
+    """The loss where x (1 - x) < 1e-12, with PyTorch's first derivatives there: its backward
+    divides x - t by max(x (1 - x), 1e-12), so at x = 0 or 1 the gradient is (x - t) * 1e12
+    (0 where x = t), where the clamped logs' derivatives give 0 or 1 - t (a saturated sigmoid
+    with target 1 got -1 for PyTorch's 0).  The target's derivative is the logs' difference,
+    as PyTorch's.  Second and higher derivatives at these points are 0."""
+    xs, ts = x.detach(), t.detach()
+    return (loss.detach() + (x - xs) * ((xs - ts) / _BCE_EPS)
+            + (t - ts) * (log_1mx - log_x).detach())
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
