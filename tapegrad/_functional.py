@@ -53,6 +53,7 @@ from ._library import (  # noqa: F401
     roll,
     scatter,
     scatter_add,
+    select,
     softmax,
     sort,
     split,
@@ -96,7 +97,7 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "chunk", "cumprod", "cumsum", "diagonal", "einsum", "flip", "fmod", "gather",
            "index_select", "lerp", "logsumexp", "masked_fill", "masked_select", "max", "maximum",
            "min", "minimum", "narrow", "outer", "prod", "remainder", "roll", "scatter",
-           "scatter_add", "softmax", "split", "std", "tile", "tril", "triu", "unbind",
+           "scatter_add", "select", "softmax", "split", "std", "tile", "tril", "triu", "unbind",
            "unflatten", "var", "where", "log_softmax"]
 
 

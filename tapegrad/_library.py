@@ -217,8 +217,8 @@ min_values = namedtuple("min", ["values", "indices"])
 def _extreme(x, op, dim, keepdim):
     dims = _dims(dim, x.ndim)
     a = _val(x)
-    if a.size == 0 and dim is None:
-        raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim to be specified for "
+    if a.size == 0 and dim is None:  # (RuntimeError here, IndexError below: PyTorch's)
+        raise RuntimeError(f"{T.NAMES[op]}(): Expected reduction dim to be specified for "
                          "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
     for d in dims:
         if a.shape[d] == 0:
@@ -701,6 +701,20 @@ def narrow(input, dim, start, length):
     return input[index]
 
 
+def select(input, dim, index):
+    """input[..., index, ...] along dim: SelectBackward0, as indexing with an int."""
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input.ndim)
+    size = input.shape[d]
+    if isinstance(index, Tensor):
+        index = index.item()
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {dim}")
+    return input[(slice(None),) * d + (index,)]
+
+
 def _piece(x, op, d, start, stop):
     """x[..., start:stop, ...] along d, a view recorded as ``op``."""
     shape = list(x.shape)
@@ -711,6 +725,8 @@ def _piece(x, op, d, start, stop):
 
 
 def split(tensor_, split_size_or_sections, dim=0):
+    if tensor_.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = _wrap_dim(dim, tensor_.ndim)
     size = tensor_.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -736,6 +752,8 @@ def split(tensor_, split_size_or_sections, dim=0):
 
 
 def chunk(input, chunks, dim=0):
+    if input.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     d = _wrap_dim(dim, input.ndim)
     size = input.shape[d]
     step = -(-size // chunks) if chunks > 0 else 0

@@ -2955,6 +2955,9 @@ class Tensor:
     def narrow(self, dim, start, length):
         return L.narrow(self, dim, start, length)
 
+    def select(self, dim, index):
+        return L.select(self, dim, index)
+
     def split(self, split_size, dim=0):
         return L.split(self, split_size, dim)
 

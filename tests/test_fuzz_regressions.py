@@ -326,3 +326,71 @@ def test_autograd_gradcheck_and_gradgradcheck():
     assert tapegrad.autograd.gradcheck(_CubeWithAFlatBackward.apply, (x,))
     with pytest.raises(RuntimeError, match="Jacobian mismatch"):
         tapegrad.autograd.gradgradcheck(_CubeWithAFlatBackward.apply, (x,))
+
+
+# --- a second fuzz: select, errors PyTorch raises, all targets ignored -------------------------
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("dim,index", [(0, 1), (1, -1), (-1, 0), (2, 3)])
+def test_select(L, dim, index):
+    x0 = np.arange(24.0).reshape(2, 3, 4) / 7.0
+    x = L.tensor(x0, requires_grad=True)
+    y = x.select(dim, index)
+    assert y.grad_fn.name() == "SelectBackward0"
+    want = np.take(x0, index, axis=dim)
+    np.testing.assert_array_equal(y.detach().numpy(), want)
+    w = np.cos(np.arange(want.size)).reshape(want.shape)
+    (L.select(x, dim, index) * L.tensor(w)).sum().backward()
+    g = np.zeros_like(x0)
+    np.moveaxis(g, dim, 0)[index] = w  # d/dx of sum(w * x.select(dim, index))
+    np.testing.assert_array_equal(x.grad.numpy(), g)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_select_errors(L):
+    x = L.zeros(2, 3)
+    with pytest.raises(IndexError, match=r"select\(\): index 3 out of range for tensor of size "
+                                         r"\[2, 3\] at dimension 1"):
+        x.select(1, 3)
+    with pytest.raises(IndexError, match="select\\(\\) cannot be applied to a 0-dim tensor."):
+        L.tensor(2.0).select(0, 0)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_errors_of_0d_and_empty_inputs(L):
+    with pytest.raises(RuntimeError, match="split expects at least a 1-dimensional tensor"):
+        L.tensor(1.0).split(1)
+    with pytest.raises(RuntimeError, match="chunk expects at least a 1-dimensional tensor"):
+        L.tensor(1.0).chunk(2)
+    for fn in (L.max, L.min):
+        with pytest.raises(RuntimeError, match="Expected reduction dim to be specified"):
+            fn(L.zeros(0))
+    with pytest.raises(IndexError, match="Expected reduction dim 0 to have non-zero size"):
+        L.zeros(0, 2).max(dim=0)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_nll_loss_weight_cannot_require_grad(L):
+    x = L.tensor([[0.1, -0.3, 0.2], [0.0, 0.5, -1.0]], requires_grad=True)
+    t = L.tensor([0, 2])
+    w = L.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="The function 'nll_loss_forward' is not "
+                                           "differentiable with respect to argument 'weight'"):
+        L.nn.functional.cross_entropy(x, t, weight=w)
+    with L.no_grad():  # (no graph: no error, as PyTorch)
+        v = L.nn.functional.nll_loss(x, t, weight=w)
+    assert abs(v.item() - (0.1 * 1 + -1.0 * 3) / -4.0) < 1e-6
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("kw", [{}, {"weight": [1.0, 2.0, 0.5]}, {"label_smoothing": 0.1}])
+def test_every_target_ignored_mean(L, kw):
+    # 0 / 0 forward (nan, both); the gradient is 0, PyTorch's, where it was nan
+    x = L.tensor([[0.1, -0.3, 0.2], [0.0, 0.5, -1.0]], dtype=L.float64, requires_grad=True)
+    t = L.tensor([-100, -100])
+    if "weight" in kw:
+        kw = {"weight": L.tensor(kw["weight"], dtype=L.float64)}
+    loss = L.nn.functional.cross_entropy(x, t, **kw)
+    assert math.isnan(loss.item())
+    loss.backward()
+    assert np.array_equal(x.grad.numpy(), np.zeros((2, 3)))

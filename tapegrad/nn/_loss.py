@@ -15,6 +15,7 @@ import numpy as np
 from .. import _dtype as D
 from .._library import composite, log_softmax, where
 from .._tensor import Tensor, broadcast_shapes, tensor
+from ..autograd.grad_mode import is_grad_enabled
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -218,6 +219,10 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     nd = input.ndim
     if nd < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {nd})")
+    if weight is not None and weight.requires_grad and is_grad_enabled():
+        kernel = "nll_loss_forward" if nd <= 2 else "nll_loss2d_forward"
+        raise RuntimeError(f"The function '{kernel}' is not differentiable with respect to "
+                           "argument 'weight'. This input cannot have requires_grad True.")
     if nd > 1 and target.shape[:1] != input.shape[:1]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
                          f"batch_size ({target.shape[0] if target.ndim else 1}).")
@@ -272,7 +277,9 @@ def _nll(input: Tensor, target: Tensor, weight, ignore_index, reduction, name) -
         if reduction == "sum":
             loss = loss.sum()
         elif reduction == "mean":
-            loss = loss.sum() / float(w.sum(dtype=np.float64))
+            total = float(w.sum(dtype=np.float64))
+            # every target ignored: 0 / 0 is nan, and PyTorch's gradient 0 (not nan)
+            loss = loss.sum() / total if total else loss.sum() * 0.0 + float("nan")
         return c.output(loss)
 
 
