@@ -463,7 +463,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
             return _result(_out(np.count_nonzero(_val(x), axis=dims, keepdims=keepdim),
                                 x.dtype), x.dtype)
         else:
-            nz = a > 0  # |x|^p with gradient 0 at x = 0, as PyTorch
+            nz = a != 0  # |x|^p with gradient 0 at x = 0, as PyTorch (nan stays: nan != 0)
             ap = where(nz, where(nz, a, 1.0) ** p, 0.0)
             out = _masked_root(ap.sum(dim=dims, keepdim=keepdim), p)
         return comp.output(out)
@@ -849,10 +849,11 @@ def batched_matmul(a, b):
     flat_b = math.prod(vb.shape[:-2]) == 1
     if flat_b and (a.ndim >= 3 or b.ndim <= 2):
         # b is a matrix: fold a's batch into rows, one mm, then a view back
-        out = _unsafe_view(va.reshape(-1, k) @ vb.reshape(k, n), (*batch, m, n))
+        rows = math.prod(va.shape[:-1])  # (not -1: k may be 0)
+        out = _unsafe_view(va.reshape(rows, k) @ vb.reshape(k, n), (*batch, m, n))
     elif flat_a and b.ndim >= 3:
         # a is a matrix: (b^T a^T)^T, folded the same way; the transpose is materialised
-        rows = vb.mT.reshape(-1, k) @ va.reshape(m, k).mT
+        rows = vb.mT.reshape(math.prod(vb.shape[:-2]) * n, k) @ va.reshape(m, k).mT
         out = _unsafe_view(rows, (*batch, n, m)).mT.clone()
     else:
         xa = va if tuple(va.shape[:-2]) == batch else va.expand(*batch, m, k)

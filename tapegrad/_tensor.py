@@ -3410,6 +3410,7 @@ class Tensor:
             src_b = src.expand(self.shape)
         else:
             src_b = src
+        _check_overlap(self)
         return _write(self, lambda: _copy_value(self, src_b), T.COPY_, src_b, None)
 
 
@@ -3486,6 +3487,17 @@ def _setitem_value(t, npidx, src):
     a = _storage(t)
     a[npidx] = _val(src)
     return a
+
+
+def _check_overlap(t):
+    """PyTorch's internal-overlap check of an arithmetic in-place op or copy_ (fill_, zero_
+    and setitem have none), in grad mode or not: an expanded view (NumPy's broadcast arrays
+    are read-only: NumPy's ValueError leaked) may not be written."""
+    a = t._a
+    if a is not None and not a.flags.writeable and a.size > 1 and 0 in a.strides:
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
 
 
 def _check_inplace(t):
@@ -3624,6 +3636,7 @@ del _name
 
 def _inplace(t, compute, other):
     """t <- compute() in place: the out-of-place result's record becomes t's history."""
+    _check_overlap(t)
     _check_inplace(t)
     _as_view(t)
     recording = _recording(t, other)

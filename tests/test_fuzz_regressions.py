@@ -394,3 +394,56 @@ def test_every_target_ignored_mean(L, kw):
     assert math.isnan(loss.item())
     loss.backward()
     assert np.array_equal(x.grad.numpy(), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("p", [0.5, 3, 1.5])
+def test_p_norm_of_a_nan_is_nan(L, p):
+    # |x|^p summed over x != 0 (nan included: it was dropped with the zeros, so the norm of
+    # [-0.058, nan, -0.217] was a number); the rows without nan keep their gradients
+    x0 = np.array([[-0.5, np.nan, 0.0], [1.0, 0.0, -2.0]])
+    x = L.tensor(x0, requires_grad=True)
+    y = L.norm(x, p=p, dim=1)
+    y.sum().backward()
+    got = y.detach().numpy()
+    assert math.isnan(got[0])
+    row = np.abs(x0[1])
+    n = (row ** p).sum() ** (1 / p)
+    np.testing.assert_allclose(got[1], n, rtol=1e-15)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(row != 0, np.sign(x0[1]) * row ** (p - 1) * n ** (1 - p), 0.0)
+    np.testing.assert_allclose(x.grad.numpy()[1], want, rtol=1e-14)
+    assert math.isnan(L.norm(L.tensor(x0[0]), p=p).item())
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("write", ["add_", "mul_", "copy_", "sub_ no_grad"])
+def test_arithmetic_in_place_on_an_expanded_view(L, write):
+    # PyTorch's internal-overlap error (NumPy's "assignment destination is read-only" leaked)
+    y = L.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2
+    e = y.unsqueeze(0).expand(2, 3)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor "
+                                           "refers to a single memory location"):
+        if write == "add_":
+            e.add_(1.0)
+        elif write == "mul_":
+            e.mul_(L.ones(2, 3))
+        elif write == "copy_":
+            e.copy_(L.ones(2, 3))
+        else:
+            with L.no_grad():
+                L.zeros(3).expand(2, 3).sub_(1.0)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("sa,sb,out", [((2, 3, 0), (0,), (2, 3)), ((0,), (2, 0, 3), (2, 3)),
+                                       ((2, 3, 0), (0, 4), (2, 3, 4)),
+                                       ((3, 0), (2, 0, 4), (2, 3, 4))])
+def test_batched_matmul_over_an_empty_inner_dim(L, sa, sb, out):
+    # zeros, as PyTorch's (a reshape(-1, 0) raised)
+    a = L.ones(*sa, requires_grad=True)
+    b = L.ones(*sb, requires_grad=True)
+    y = L.matmul(a, b)
+    assert tuple(y.shape) == out and not y.detach().numpy().any()
+    y.sum().backward()
+    assert tuple(a.grad.shape) == sa and tuple(b.grad.shape) == sb
