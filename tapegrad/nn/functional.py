@@ -33,9 +33,10 @@ from ._loss import (
 )
 
 __all__ = [
-    "avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d",
-    "cross_entropy", "dropout", "elu", "embedding", "gelu", "hardtanh", "huber_loss", "l1_loss",
-    "layer_norm", "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool2d", "mse_loss",
+    "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "conv1d", "conv2d", "cross_entropy", "dropout", "elu", "embedding", "gelu", "hardtanh",
+    "huber_loss", "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "logsigmoid",
+    "max_pool2d", "mse_loss",
     "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "sigmoid", "silu",
     "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]
@@ -187,6 +188,56 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int],
         if bias is not None:
             out = out + bias
         return c.output(out)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float | None = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` per channel (dim 1), over every other
+    dim (``NativeBatchNormBackward0``).  Training: the batch's mean and biased variance, and
+    the running statistics (when given) move by ``momentum`` towards the batch's mean and
+    unbiased variance, in place and without history, as PyTorch's; evaluation: the running
+    statistics."""
+    if input.ndim < 2:
+        raise ValueError(f"Expected 2D or more input (got {input.ndim}D input)")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != c:
+            raise RuntimeError(f"{name} should contain {c} elements not {t.numel()}")
+    dims = (0, *range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // c if c else 0
+        if n <= 1:
+            raise ValueError("Expected more than 1 value per channel when training, got input "
+                             f"size {input.shape}")
+    elif running_mean is None or running_var is None:
+        raise RuntimeError(f"{'running_mean' if running_mean is None else 'running_var'} must "
+                           "be defined in evaluation mode")
+    with composite("NativeBatchNormBackward0", (input, weight, bias)) as comp:
+        if training:
+            mean = input.mean(dims, keepdim=True)
+            centred = input - mean
+            var = (centred * centred).mean(dims, keepdim=True)
+            if running_mean is not None or running_var is not None:
+                with no_grad():
+                    m = momentum
+                    if running_mean is not None:
+                        running_mean.mul_(1 - m).add_(mean.detach().reshape(c) * m)
+                    if running_var is not None:
+                        unbiased = var.detach().reshape(c) * (n / (n - 1))
+                        running_var.mul_(1 - m).add_(unbiased * m)
+        else:
+            centred = input - running_mean.reshape(shape)
+            var = running_var.reshape(shape)
+        out = centred * (var + eps).rsqrt()
+        if weight is not None:
+            out = out * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        return comp.output(out)
 
 
 def _index_array(input: Tensor, what: str) -> np.ndarray:
