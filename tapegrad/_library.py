@@ -111,6 +111,25 @@ def minimum(input, other):
     return _binary(T.MINIMUM, input, other)
 
 
+def fmax(input, other):
+    """The larger of two values, nan only where both are (FmaxBackward0: the gradient goes to
+    input where input >= other or other is nan, to other elsewhere, as PyTorch's)."""
+    return _nan_ignoring(input, other, "FmaxBackward0", True)
+
+
+def fmin(input, other):
+    """The smaller of two values, nan only where both are (FminBackward0, as fmax)."""
+    return _nan_ignoring(input, other, "FminBackward0", False)
+
+
+def _nan_ignoring(input, other, name, larger):
+    x = input if isinstance(input, Tensor) else tensor(input)
+    y = other if isinstance(other, Tensor) else tensor(other)
+    with composite(name, (x, y)) as c:
+        # x where x wins (ties too) or y is nan (y != y); comparisons and where trace
+        return c.output(where(y != y, x, where(x >= y if larger else x <= y, x, y)))
+
+
 def atan2(input, other):
     return _binary(T.ATAN2, input, other)
 

@@ -2812,6 +2812,12 @@ class Tensor:
     def minimum(self, other):
         return L.minimum(self, other)
 
+    def fmax(self, other):
+        return L.fmax(self, other)
+
+    def fmin(self, other):
+        return L.fmin(self, other)
+
     def atan2(self, other):
         return L.atan2(self, other)
 

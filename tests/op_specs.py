@@ -583,7 +583,7 @@ def _elementwise_rows() -> list[OpSpec]:
 
 def _binary_more_rows() -> list[OpSpec]:
     rows = []
-    for name in ("maximum", "minimum", "atan2", "fmod", "remainder"):
+    for name in ("maximum", "minimum", "fmax", "fmin", "atan2", "fmod", "remainder"):
         rows.append(OpSpec(f"{name}.method", _method(name), 2, BINARY))
         rows.append(OpSpec(f"{name}.fn", _func(name), 2, BINARY_SHORT))
     rows += [
@@ -594,6 +594,9 @@ def _binary_more_rows() -> list[OpSpec]:
         OpSpec("maximum.ties", _method("maximum"), 2, COMPARE, "int", gradcheck=False),
         OpSpec("minimum.ties", _method("minimum"), 2, COMPARE, "int", gradcheck=False),
         OpSpec("maximum.self", lambda lib, a: a.maximum(a), 1, _c((4,), ())),
+        # ties: fmax and fmin give it all to the first operand
+        OpSpec("fmax.ties", _method("fmax"), 2, COMPARE, "int", gradcheck=False),
+        OpSpec("fmin.ties", _func("fmin"), 2, COMPARE, "int", gradcheck=False),
         OpSpec("lerp.method", _method("lerp", 0.3), 2, BINARY),
         OpSpec("lerp.fn", _func("lerp", 0.75), 2, BINARY_SHORT),
         OpSpec("lerp.fn.weight_kw", _func("lerp", weight=1.5), 2, BINARY_SHORT),

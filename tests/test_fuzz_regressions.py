@@ -447,3 +447,21 @@ def test_batched_matmul_over_an_empty_inner_dim(L, sa, sb, out):
     assert tuple(y.shape) == out and not y.detach().numpy().any()
     y.sum().backward()
     assert tuple(a.grad.shape) == sa and tuple(b.grad.shape) == sb
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("name", ["fmax", "fmin"])
+def test_fmax_fmin_with_nan(L, name):
+    # nan only where both are; the gradient goes to the first operand where it wins, ties
+    # included, or where the second is nan
+    a0 = np.array([1.0, np.nan, 3.0, np.nan, 2.0, -1.0])
+    b0 = np.array([2.0, 1.0, np.nan, np.nan, 2.0, -4.0])
+    a = L.tensor(a0, requires_grad=True)
+    b = L.tensor(b0, requires_grad=True)
+    y = getattr(L, name)(a, b)
+    assert y.grad_fn.name() == ("FmaxBackward0" if name == "fmax" else "FminBackward0")
+    np.testing.assert_array_equal(y.detach().numpy(), getattr(np, name)(a0, b0))
+    y.sum().backward()
+    first = ((a0 >= b0) if name == "fmax" else (a0 <= b0)) | np.isnan(b0)
+    np.testing.assert_array_equal(a.grad.numpy(), first.astype(float))
+    np.testing.assert_array_equal(b.grad.numpy(), (~first).astype(float))
