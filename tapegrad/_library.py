@@ -239,9 +239,10 @@ def _extreme(x, op, dim, keepdim):
     if a.size == 0 and dim is None:  # (RuntimeError here, IndexError below: PyTorch's)
         raise RuntimeError(f"{T.NAMES[op]}(): Expected reduction dim to be specified for "
                          "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
-    for d in dims:
-        if a.shape[d] == 0:
-            raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim {d} to have non-zero "
+    for k, d in enumerate(dims):
+        if a.shape[d] == 0:  # (the dim as given, as PyTorch's message)
+            given = dim if isinstance(dim, int) else list(dim)[k] if dim is not None else d
+            raise IndexError(f"{T.NAMES[op]}(): Expected reduction dim {given} to have non-zero "
                              "size.")
     fn = np.amax if op in (T.AMAX, T.MAXALL) else np.amin
     full = dim is None
@@ -784,6 +785,8 @@ def chunk(input, chunks, dim=0):
 
 
 def unbind(input, dim=0):
+    if input.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _wrap_dim(dim, input.ndim)
     shape = list(input.shape)
     strides = _c_strides(shape)

@@ -465,3 +465,18 @@ def test_fmax_fmin_with_nan(L, name):
     first = ((a0 >= b0) if name == "fmax" else (a0 <= b0)) | np.isnan(b0)
     np.testing.assert_array_equal(a.grad.numpy(), first.astype(float))
     np.testing.assert_array_equal(b.grad.numpy(), (~first).astype(float))
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_error_words_of_amax_unbind_conv(L):
+    for d in (-1, (0, -1), 1):
+        with pytest.raises(IndexError, match=r"amax\(\): Expected reduction dim "
+                                             f"{d if isinstance(d, int) else -1} to have"):
+            L.zeros(2, 0).amax(dim=d)
+    with pytest.raises(IndexError, match="Dimension specified as 0 but tensor has no dimensions"):
+        L.tensor(1.5).unbind(-1)
+    x = L.zeros(2, 2, 3, 4, dtype=L.float64)
+    w = L.zeros(2, 2, 3, 2, dtype=L.float64)
+    with pytest.raises(RuntimeError, match=r"Calculated padded input size per channel: "
+                                           r"\(3 x 4\)\. Kernel size: \(5 x 3\)\."):
+        L.nn.functional.conv2d(x, w, stride=2, dilation=2)  # (the dilated kernel's size)

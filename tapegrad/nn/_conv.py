@@ -63,7 +63,8 @@ def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, d
     if min(out) <= 0:
         padded = " x ".join(str(s + 2 * p) for s, p in zip(spatial, padding))
         raise RuntimeError(f"Calculated padded input size per channel: ({padded}). Kernel size: "
-                           f"({' x '.join(str(k) for k in kernel)}). Kernel size can't be greater "
+                           f"({' x '.join(str((k - 1) * d + 1) for k, d in zip(kernel, dilation))}"
+                           "). Kernel size can't be greater "
                            "than actual input size")
     index = im2col_index(n, c, groups, spatial, kernel, stride, padding, dilation, out)
     og = o // groups
