@@ -428,7 +428,10 @@ class _Pass:
                 x = X(seg, ra)
                 ny = int(cols[5][r])
                 m = T.group_map(seg.auxi, at, int(cols[5][ra]))
-                eq = x == gather(X(seg, r), m)  # the elements that reach the extreme
+                yg = gather(X(seg, r), m)
+                eq = x == yg  # the elements that reach the extreme (max(), min(): nan too)
+                if cols[0][r] in (T.MAXALL, T.MINALL):
+                    eq = _where(yg != yg, x != x, eq)
                 ties = scatter(eq.to(F64), m, ny)
                 scale = gather(_where(ties > 0.0, ties, 1.0).reciprocal(), m)
                 self.contribute(ra, _where(eq, gather(g, m) * scale, 0.0))
@@ -504,7 +507,7 @@ def unary_backward(o, g, x, y, xv, yv, c, d):
         yy = y()
         return g * (yy * (1.0 - yy))
     if o == T.RELU:
-        return _where(y() > 0.0, g, 0.0)
+        return _where(y() <= 0.0, 0.0, g)  # (nan passes g on, as the sweep's)
     if o == T.SQRT:
         return g / (2.0 * y())
     if o == T.ABS:
@@ -625,8 +628,8 @@ def binary_backward(o, which, g, seg, ra, rb, r, c, p):
         return _where((x == 0.0) & (z >= 0.0), 0.0, g * (X(seg, r) * x.log()))
     if o in (T.MAXIMUM, T.MINIMUM):
         mine, other = (x, z) if which == 0 else (z, x)
-        wins = mine > other if o == T.MAXIMUM else mine < other
-        return _where(mine == other, g * 0.5, _where(wins, g, 0.0))
+        loses = mine < other if o == T.MAXIMUM else mine > other  # (nan: neither)
+        return _where(mine == other, g * 0.5, _where(loses, 0.0, g))
     if o == T.ATAN2:
         recip = (x * x + z * z).reciprocal()
         return g * (z * recip) if which == 0 else g * (-x * recip)

@@ -159,7 +159,7 @@ def clamp_tensor(input, min=None, max=None):  # noqa: A002
     """clamp with tensor bounds (ClampBackward0): the gradient reaches x inside the bounds and
     each bound where it wins, as in PyTorch."""
     with composite("ClampBackward0", (input, min, max)) as comp:
-        out = input
+        out = where(input != input, input * 0.0, input)  # (nan passes nothing, as PyTorch)
         if min is not None:
             lo = min if isinstance(min, Tensor) else tensor(min, dtype=input.dtype)
             out = where(out < lo, lo, out)

@@ -820,7 +820,7 @@ def _unary_b(op, g, x, y, c, d):
     if op == SIGMOID:
         return g * y * (1.0 - y)
     if op == RELU:
-        return g if y > 0.0 else 0.0  # relu'(0) = 0, as PyTorch
+        return 0.0 if y <= 0.0 else g  # relu'(0) = 0, and nan passes g on, as PyTorch
     if op == SQRT:
         return g / (2.0 * y)
     if op == ABS:
@@ -896,10 +896,10 @@ def _binary_ba(op, g, x, z, y, c):
         return g
     if op == MUL:
         return g * z
-    if op == MAXIMUM:
-        return g if x > z else (0.5 * g if x == z else 0.0)  # ties share, as PyTorch
+    if op == MAXIMUM:  # ties share; a nan gives both operands g: PyTorch's masks
+        return 0.0 if x < z else (0.5 * g if x == z else g)
     if op == MINIMUM:
-        return g if x < z else (0.5 * g if x == z else 0.0)
+        return 0.0 if x > z else (0.5 * g if x == z else g)
     if op == ATAN2:
         return g * z / (x * x + z * z)
     if op == LERP:
@@ -927,9 +927,9 @@ def _binary_bb(op, g, x, z, y, c):
     if op == SUB:
         return -g
     if op == MAXIMUM:
-        return g if z > x else (0.5 * g if x == z else 0.0)
+        return 0.0 if z < x else (0.5 * g if x == z else g)
     if op == MINIMUM:
-        return g if z < x else (0.5 * g if x == z else 0.0)
+        return 0.0 if z > x else (0.5 * g if x == z else g)
     if op == ATAN2:
         return -g * x / (x * x + z * z)
     if op == FMOD:
@@ -1031,7 +1031,7 @@ def _adjoint_loops(acc):
                 _put(badj, xu + k, gk * yk * (1.0 - yk) if gk != 0.0 else 0.0, acc)
         elif o == RELU:
             for k in range(mu):
-                _put(badj, xu + k, badj[gu + k] if bulk[yu + k] > 0.0 else 0.0, acc)
+                _put(badj, xu + k, 0.0 if bulk[yu + k] <= 0.0 else badj[gu + k], acc)
         elif o == POWC and c == 2.0:  # x ** 2: g * 2 * x ** 1.0, and x ** 1.0 is x
             for k in range(mu):
                 gk = badj[gu + k]
@@ -2266,13 +2266,17 @@ def _other_adjoint(i, op, a, b, c, val, n, off, aux, flags, adj, bulk, badj, aux
             gx, new = _target(ra, n, off, adj, badj, flags)
             new_total += new
             m = group_map(auxi, aux[i], x.size)
+            # max() and min() of everything: a nan result is shared by the nan elements, as
+            # PyTorch's evenly_distribute_backward (amax, amin: by the elements equal to it)
+            nans = op[i] == MAXALL or op[i] == MINALL
             ties = np.zeros(g.size)
             for k in range(x.size):
-                if x[k] == y[m[k]]:
-                    ties[m[k]] += 1.0
+                j = m[k]
+                if x[k] == y[j] or (nans and x[k] != x[k] and y[j] != y[j]):
+                    ties[j] += 1.0
             for k in range(x.size):
                 j = m[k]
-                if x[k] == y[j]:
+                if x[k] == y[j] or (nans and x[k] != x[k] and y[j] != y[j]):
                     gx[k] += g[j] / ties[j]
     elif kd == PRODUCT:
         if op[ra] != CONST:

@@ -480,3 +480,38 @@ def test_error_words_of_amax_unbind_conv(L):
     with pytest.raises(RuntimeError, match=r"Calculated padded input size per channel: "
                                            r"\(3 x 4\)\. Kernel size: \(5 x 3\)\."):
         L.nn.functional.conv2d(x, w, stride=2, dilation=2)  # (the dilated kernel's size)
+
+
+# --- nan inputs: the gradient goes where PyTorch's masks send it ---------------------------------
+
+_NAN = float("nan")
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("name,fn,want", [
+    ("relu", lambda L, x: x.relu(), [1.0, 1.0, 0.0, 0.0]),  # threshold_backward: y <= 0 -> 0
+    ("maximum", lambda L, x: L.maximum(x, L.tensor([0.0, 0.0, 1.0, 0.0], dtype=L.float64)),
+     [1.0, 1.0, 0.0, 0.5]),  # nan: neither loses; ties share
+    ("minimum", lambda L, x: L.minimum(L.tensor([_NAN, 1.0, 0.0, 0.0], dtype=L.float64), x),
+     [1.0, 1.0, 1.0, 0.5]),
+    ("max", lambda L, x: x.max(), [1.0, 0.0, 0.0, 0.0]),  # the nan elements share a nan max
+    ("min", lambda L, x: x.min(), [1.0, 0.0, 0.0, 0.0]),
+    ("clamp_tensor", lambda L, x: x.clamp(min=L.tensor([0.0, 0.0, 0.0, -1.0],
+                                                         dtype=L.float64)),
+     [0.0, 1.0, 0.0, 1.0]),  # a nan x passes nothing to itself
+])
+def test_gradient_at_nan_inputs(L, name, fn, want):
+    x = L.tensor([_NAN, 0.5, -2.0, 0.0], dtype=L.float64, requires_grad=True)
+    fn(L, x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+def test_gradient_at_nan_inputs_with_create_graph():
+    # the Python backward (create_graph=True) routes as the sweep
+    for fn, want in ((lambda x: x.max(), [1.0, 0.0, 0.0, 0.0]),
+                     (lambda x: x.relu(), [1.0, 1.0, 0.0, 0.0]),
+                     (lambda x: tapegrad.maximum(x, tapegrad.zeros(4, dtype=tapegrad.float64)),
+                      [1.0, 1.0, 0.0, 0.5])):
+        x = tapegrad.tensor([_NAN, 0.5, -2.0, 0.0], dtype=tapegrad.float64, requires_grad=True)
+        (g,) = tapegrad.autograd.grad(fn(x).sum(), x, create_graph=True)
+        np.testing.assert_array_equal(g.detach().numpy(), want)
