@@ -427,7 +427,7 @@ def _softmaxes(input, op, dim, dtype):
             z = np.zeros_like(a)
         else:
             m = np.amax(a, axis=d, keepdims=True) if a.size else a
-            z = a - np.where(np.isfinite(m), m, 0)
+            z = a - np.where(m == -np.inf, 0, m)  # (a +inf max makes the row nan, PyTorch's)
         if op == T.SOFTMAX:
             e = np.exp(z)
             value = e / (e.sum(axis=d, keepdims=True) if a.ndim else e)
@@ -914,8 +914,24 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
         return comp.output(base + prod_)
 
 
+def _einsum_diagonal(k, spec, t):
+    """An operand's subscripts without repeats: 'ii' takes the diagonal (as PyTorch, a view
+    of the operand; the diagonal's index goes last, as diagonal() puts it)."""
+    while len(set(spec)) != len(spec):
+        c = next(c for c in spec if spec.count(c) > 1)
+        i = spec.index(c)
+        j = spec.index(c, i + 1)
+        if t.shape[i] != t.shape[j]:
+            raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the "
+                               f"sizes don't match, {t.shape[j]} != {t.shape[i]}")
+        t = t.diagonal(0, i, j)
+        spec = spec[:i] + spec[i + 1:j] + spec[j + 1:] + c
+    return spec, t
+
+
 def einsum(equation, *operands):
-    """Einstein summation by broadcasting products and sums (no repeated index per operand)."""
+    """Einstein summation by broadcasting products and sums (a repeated index within an
+    operand takes its diagonal first)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     eq = equation.replace(" ", "")
@@ -937,9 +953,9 @@ def einsum(equation, *operands):
             raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(spec)}) "
                                f"does not match the number of dimensions ({t.ndim}) for operand "
                                f"{specs.index(spec)} and no ellipsis was given")
-        if len(set(spec)) != len(spec):
-            raise RuntimeError("tapegrad: einsum with a repeated index within one operand is not "
-                               "supported yet")
+    diagonal = builtins.any(len(set(spec)) != len(spec) for spec in specs)
+    specs, operands = zip(*(_einsum_diagonal(k, spec, t)
+                            for k, (spec, t) in enumerate(zip(specs, operands))))
     order = list(dict.fromkeys("".join(specs) + rhs))
     total = None
     for spec, t in zip(specs, operands):
@@ -957,7 +973,9 @@ def einsum(equation, *operands):
         total = total.sum(dim=tuple(summed))
     kept = [c for c in order if c in rhs]
     perm = [kept.index(c) for c in rhs]
-    out = total.permute(*perm) if perm != list(range(len(perm))) else total
+    # (a diagonal's result ends with a permute in PyTorch, an identity one too)
+    out = total.permute(*perm) if perm != list(range(len(perm))) or (
+        diagonal and not summed) else total
     if summed and len(specs) > 1:  # PyTorch contracts with bmm and ends with a view
         out = out.view(out.shape)
     return out

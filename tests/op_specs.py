@@ -1069,6 +1069,15 @@ def _batched_linalg_rows() -> list[OpSpec]:
                (((2, 3), (2, 3)), ((1, 1), (1, 1)), ((0, 3), (0, 3)))),
         OpSpec("einsum.same_operand", lambda lib, x: lib.einsum("ij,ij->", x, x), 1,
                _c((2, 3),)),
+        # a repeated index within an operand: its diagonal
+        OpSpec("einsum.diagonal", lambda lib, x: lib.einsum("ii->i", x), 1,
+               _c((3, 3), (1, 1), (0, 0))),
+        OpSpec("einsum.trace", lambda lib, x: lib.einsum("ii", x), 1, _c((3, 3), (1, 1))),
+        OpSpec("einsum.batched_diagonal", lambda lib, x: lib.einsum("iij->ji", x), 1,
+               _c((3, 3, 2),)),
+        OpSpec("einsum.diagonal_times", lambda lib, a, b: lib.einsum("ii,ij->j", a, b), 2,
+               (((3, 3), (3, 4)),)),
+        OpSpec("einsum.triple", lambda lib, x: lib.einsum("iji->j", x), 1, _c((2, 3, 2),)),
     ]
 
 

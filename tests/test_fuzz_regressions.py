@@ -515,3 +515,28 @@ def test_gradient_at_nan_inputs_with_create_graph():
         x = tapegrad.tensor([_NAN, 0.5, -2.0, 0.0], dtype=tapegrad.float64, requires_grad=True)
         (g,) = tapegrad.autograd.grad(fn(x).sum(), x, create_graph=True)
         np.testing.assert_array_equal(g.detach().numpy(), want)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_einsum_repeated_index_sizes_must_match(L):
+    # (values and gradients of 'ii->i', 'ii', 'iij->ji'...: rows of tests/op_specs.py)
+    with pytest.raises(RuntimeError, match="einsum\\(\\): subscript i is repeated for operand 0 "
+                                           "but the sizes don't match, 3 != 2"):
+        L.einsum("ii->i", L.zeros(2, 3))
+
+
+_INF = float("inf")
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("row,soft,logsoft", [
+    ([_INF, -0.73, 0.5], [_NAN] * 3, [_NAN] * 3),  # +inf - +inf: the row is nan, as PyTorch's
+    ([_INF, _INF], [_NAN] * 2, [_NAN] * 2),
+    ([-_INF, -_INF], [_NAN] * 2, [_NAN] * 2),
+    ([_NAN, 1.0], [_NAN] * 2, [_NAN] * 2),
+    ([-_INF, 1.0], [0.0, 1.0], [-_INF, 0.0]),
+])
+def test_softmax_of_rows_with_infinities(L, row, soft, logsoft):
+    x = L.tensor(row, dtype=L.float64)
+    np.testing.assert_array_equal(L.softmax(x, 0).numpy(), soft)
+    np.testing.assert_array_equal(L.log_softmax(x, 0).numpy(), logsoft)
