@@ -180,14 +180,26 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int],
                            f"{list(input.shape)}")
     dims = tuple(range(input.ndim - k, input.ndim))
     with composite("NativeLayerNormBackward0", (input, weight, bias)) as c:
-        centred = input - input.mean(dims, keepdim=True)
-        var = (centred * centred).mean(dims, keepdim=True)
-        out = centred * (var + eps).rsqrt()
-        if weight is not None:
-            out = out * weight
-        if bias is not None:
-            out = out + bias
-        return c.output(out)
+        _, centred, var = _moments(input, dims)
+        return c.output(_normalized(centred, var, eps, weight, bias))
+
+
+def _moments(input: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """The mean over dims (kept), the input centred on it, and the biased variance."""
+    mean = input.mean(dims, keepdim=True)
+    centred = input - mean
+    return mean, centred, (centred * centred).mean(dims, keepdim=True)
+
+
+def _normalized(centred: Tensor, var: Tensor, eps: float, weight: Tensor | None,
+                bias: Tensor | None) -> Tensor:
+    """``centred / sqrt(var + eps) * weight + bias`` (layer and batch norm)."""
+    out = centred * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -218,9 +230,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                            "be defined in evaluation mode")
     with composite("NativeBatchNormBackward0", (input, weight, bias)) as comp:
         if training:
-            mean = input.mean(dims, keepdim=True)
-            centred = input - mean
-            var = (centred * centred).mean(dims, keepdim=True)
+            mean, centred, var = _moments(input, dims)
             if running_mean is not None or running_var is not None:
                 with no_grad():
                     m = momentum
@@ -232,12 +242,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         else:
             centred = input - running_mean.reshape(shape)
             var = running_var.reshape(shape)
-        out = centred * (var + eps).rsqrt()
-        if weight is not None:
-            out = out * weight.reshape(shape)
-        if bias is not None:
-            out = out + bias.reshape(shape)
-        return comp.output(out)
+        return comp.output(_normalized(centred, var, eps,
+                                       None if weight is None else weight.reshape(shape),
+                                       None if bias is None else bias.reshape(shape)))
 
 
 def _index_array(input: Tensor, what: str) -> np.ndarray:
