@@ -201,7 +201,7 @@ class _Pass:
     # ------------------------------------------------------------ one segment
     def sweep(self, seg, adj):
         seg.flush()
-        if seg.bound:
+        if seg.bound or seg.bgroups:
             seg.stale_bindings()
         self.adj = adj
         self.seg = seg

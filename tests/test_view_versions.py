@@ -199,6 +199,51 @@ def slice_of_a_constant_saved_then_constant_written(lib):
     return x, loss
 
 
+def element_of_a_constant_broadcast_then_constant_written(lib):
+    # the element is broadcast to x's shape (a hidden BROADCAST record, which mul saves)
+    x = _x(lib)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    loss = (x * c[0]).sum()
+    c.mul_(2.0)
+    return x, loss
+
+
+def slice_of_a_constant_broadcast_then_constant_written(lib):
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=lib.float64, requires_grad=True)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    loss = (x * c[:2]).sum()
+    c.mul_(2.0)
+    return x, loss
+
+
+def constant_broadcast_by_an_add_then_written(lib):  # x + c saves nothing: no error
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=lib.float64, requires_grad=True)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    loss = (x + c[:2]).sum()
+    c.mul_(2.0)
+    return x, loss
+
+
+def constant_slice_written_after_a_backward_checked_it(lib):
+    # the first backward checks (and keeps watching) c's bindings; the write comes after it
+    x = _x(lib)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    loss = (x[1:] * c[1:]).sum()
+    (x[:2] * c[:2]).sum().backward()
+    c.add_(10.0)
+    return x, loss
+
+
+def constant_written_between_two_backwards(lib):
+    # no error for the graph recorded after the write, whose binding is the new value
+    x = _x(lib)
+    c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
+    (x * c[0]).sum().backward()
+    c.add_(10.0)
+    loss = (x * c[0]).sum()
+    return x, loss
+
+
 def slice_of_a_constant_not_saved_by_its_consumer(lib):  # x + v saves nothing: no error
     x = _x(lib)
     c = lib.tensor([5.0, 6.0, 7.0, 8.0], dtype=lib.float64)
@@ -253,6 +298,11 @@ PROGRAMS = {
     detached_leaf_saved_then_optimizer_step: STALE,
     slice_of_a_constant_saved_then_constant_written: STALE,
     slice_of_a_constant_not_saved_by_its_consumer: [0.0, 1.0, 1.0, 1.0],
+    constant_slice_written_after_a_backward_checked_it: STALE,
+    element_of_a_constant_broadcast_then_constant_written: STALE,
+    slice_of_a_constant_broadcast_then_constant_written: STALE,
+    constant_broadcast_by_an_add_then_written: [[1.0, 1.0], [1.0, 1.0]],
+    constant_written_between_two_backwards: [20.0, 20.0, 20.0, 20.0],
     detached_not_saved_by_its_consumer: [1.0, 1.0, 1.0, 1.0],
     detached_used_after_the_origin_was_written: [2.0, 4.0, 6.0, 8.0],
     data_saved_then_origin_written: [2.0, 4.0, 6.0, 8.0],
@@ -325,6 +375,10 @@ def product_saved_then_written(lib):
      "[torch.DoubleTensor [4]] is at version 1; expected version 0"),
     (slice_of_a_constant_saved_then_constant_written,
      "[torch.DoubleTensor [3]] is at version 1; expected version 0"),
+    (element_of_a_constant_broadcast_then_constant_written,
+     "[torch.DoubleTensor []] is at version 1; expected version 0"),
+    (slice_of_a_constant_broadcast_then_constant_written,
+     "[torch.DoubleTensor [2]] is at version 1; expected version 0"),
 ], ids=lambda v: getattr(v, "__name__", "msg"))
 def test_version_error_message_as_pytorch(prog, middle):
     # PyTorch 2.13's words: the node's name without "Backward0", no comma without one
@@ -342,3 +396,26 @@ def test_stale_binding_with_create_graph(prog):
         x, loss = prog(lib)
         with pytest.raises(RuntimeError, match=VERSION_ERROR):
             lib.autograd.grad(loss, x, create_graph=True)
+
+
+def test_bindings_of_constants_no_tensor_holds_are_dropped():
+    # each backward checks the constants bound since the last one and those still alive, not
+    # every binding of the segment (which made the backward of each of many graphs held at once
+    # slower than the last): bindings of dead constants are dropped, a live one's stays
+    x = _x(tapegrad)
+    live = tapegrad.tensor([1.0, 2.0, 3.0, 4.0], dtype=tapegrad.float64)
+    first = (x * 1.0)._rec + 1  # (the segment may hold other tests' graphs too)
+    losses = [(x * tapegrad.tensor(np.full(4, k), dtype=tapegrad.float64)).sum() + (x * live[k % 4])
+              .sum() for k in range(40)]
+    seg = losses[0]._seg
+    assert all(loss._seg is seg for loss in losses)
+    assert len(seg.bound) >= 40
+    for loss in losses:
+        loss.backward(retain_graph=True)
+    assert not seg.bound
+    ours = [g[0] for g in seg.bgroups.values() if any(e[0] >= first for e in g[2:])]
+    assert ours == [live._x.vc]
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(4, sum(range(40)) + 10 * 10.0))
+    live.mul_(2.0)
+    with pytest.raises(RuntimeError, match=VERSION_ERROR):
+        losses[0].backward()
