@@ -1047,12 +1047,13 @@ _BACKWARD = re.compile(r"Backward\d*$")
 
 
 class _Bound:
-    """A bound constant as _sweep_error describes it (the tensor itself may be gone)."""
+    """A bound constant, or a view, as _sweep_error describes it (the tensor may be gone)."""
 
-    __slots__ = ("dtype", "shape", "vc")
+    __slots__ = ("dtype", "shape", "vc", "node")
 
-    def __init__(self, dtype, shape, vc):
+    def __init__(self, dtype, shape, vc, node=None):
         self.dtype, self.shape, self.vc = dtype, shape, vc
+        self.node = node  # the node PyTorch names, if not the record's own
 
     @property
     def _version(self):
@@ -1065,7 +1066,12 @@ def _sweep_error(seg, status, r):
     if status == T.ERR_MODIFIED:
         t, ver, _ = seg.modified.get(r, (None, 0, 0))
         op = seg.opcode(r)
+        while op == T.BROADCAST:  # (hidden: the tensor broadcast is the one PyTorch names)
+            r = seg.operands(r)[0]
+            op = seg.opcode(r)
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
+        if getattr(t, "node", None) is not None:
+            name = t.node
         if t is not None:  # (PyTorch 2.13's words: its node's name without "Backward0")
             kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(t.dtype.name, "Tensor")
             shape = ", ".join(str(d) for d in t.shape)

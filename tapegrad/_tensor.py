@@ -3553,10 +3553,10 @@ def _flag_modified(seg, rec, t, version, at=None):
     rx = x if x is None or x.base is None else x.base._x
     elements = rx is not None and rx.elems is not None
     if seg.views or elements:
-        _flag_views(seg, rec, version, at if seg is state.seg else None, elements)
+        _flag_views(seg, rec, version, at if seg is state.seg else None, elements, t)
 
 
-def _flag_views(seg, rec, version, at, elements):
+def _flag_views(seg, rec, version, at, elements, t=None):
     """The records of views of rec's value (x[k] elements, slices, reshapes...: records that
     share its storage, made before the write) hold old values too: a consumer that saved one
     of them is stale, as PyTorch's version check of a saved view finds (``y[0] * y[0]``, then
@@ -3564,22 +3564,33 @@ def _flag_views(seg, rec, version, at, elements):
     not the view's tensor is still alive.  ``seg.views`` lists the views _view_result made
     of each record; ``elements``: x[k] elements were taken of the written tensor's root, and
     the records after rec are searched for SELECT records of it (Tensor.__getitem__ lists
-    none: it is the hot path of scalar code)."""
+    none: it is the hot path of scalar code).  A hidden BROADCAST of rec (an operand broadcast
+    to its consumer's shape) is rec's tensor ``t`` to PyTorch, and names it in the error; an
+    element of a 1-d ``t`` is described as PyTorch's regenerated view (AsStrided)."""
     cols = seg.cols  # (flushed by mark)
     op, a = cols[0], cols[1]
     n = seg.nflushed
-    todo = [rec]
+    at = seg.nrec if at is None else at
+    todo = [(rec, t)]
     while todo:
-        r = todo.pop()
+        r, owner = todo.pop()
         found = seg.views.get(r, [])
         if elements and r + 1 < n:
             found = found + [v for v in (np.flatnonzero(a[r + 1:n] == r) + (r + 1)).tolist()
                              if op[v] == T.SELECT]
         for v in found:
+            o = op[v]
+            if o == T.BROADCAST:
+                vt = owner
+            elif o == T.SELECT and r == rec and t is not None and t.dim() == 1:
+                # an element: to PyTorch a view regenerated after the write (AsStrided)
+                vt = E._Bound(t._dt, (), _extra(t).vc, "AsStridedBackward0")
+            else:
+                vt = None
             if v not in seg.modified:
-                seg.modified[v] = (None, version, seg.nrec if at is None else at)
+                seg.modified[v] = (vt, version, at)
                 seg.mark(v, T.MODIFIED)  # (under the lock: a flush may grow the columns)
-            todo.append(v)
+            todo.append((v, vt))
 
 
 def _write_through(t, assigned=False):

@@ -224,6 +224,24 @@ def constant_broadcast_by_an_add_then_written(lib):  # x + c saves nothing: no e
     return x, loss
 
 
+def result_broadcast_then_written(lib):
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=lib.float64, requires_grad=True)
+    w = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    y = w * 1.0
+    loss = (x * y).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
+def detached_broadcast_then_origin_written(lib):
+    x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=lib.float64, requires_grad=True)
+    w = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    y = w * 1.0
+    loss = (x * y.detach()).sum()
+    y.mul_(2.0)
+    return x, loss
+
+
 def constant_slice_written_after_a_backward_checked_it(lib):
     # the first backward checks (and keeps watching) c's bindings; the write comes after it
     x = _x(lib)
@@ -302,6 +320,8 @@ PROGRAMS = {
     element_of_a_constant_broadcast_then_constant_written: STALE,
     slice_of_a_constant_broadcast_then_constant_written: STALE,
     constant_broadcast_by_an_add_then_written: [[1.0, 1.0], [1.0, 1.0]],
+    result_broadcast_then_written: STALE,
+    detached_broadcast_then_origin_written: STALE,
     constant_written_between_two_backwards: [20.0, 20.0, 20.0, 20.0],
     detached_not_saved_by_its_consumer: [1.0, 1.0, 1.0, 1.0],
     detached_used_after_the_origin_was_written: [2.0, 4.0, 6.0, 8.0],
@@ -379,6 +399,13 @@ def product_saved_then_written(lib):
      "[torch.DoubleTensor []] is at version 1; expected version 0"),
     (slice_of_a_constant_broadcast_then_constant_written,
      "[torch.DoubleTensor [2]] is at version 1; expected version 0"),
+    (result_broadcast_then_written,
+     "[torch.DoubleTensor [2]], which is output 0 of Mul, is at version 1; expected version 0"),
+    (detached_broadcast_then_origin_written,
+     "[torch.DoubleTensor [2]] is at version 1; expected version 0"),
+    (element_saved_then_base_written,
+     "[torch.DoubleTensor []], which is output 0 of AsStrided, is at version 1; expected "
+     "version 0"),
 ], ids=lambda v: getattr(v, "__name__", "msg"))
 def test_version_error_message_as_pytorch(prog, middle):
     # PyTorch 2.13's words: the node's name without "Backward0", no comma without one
