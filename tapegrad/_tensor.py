@@ -3135,8 +3135,12 @@ class Tensor:
             target.append(s)
         target = tuple(target)
         m = _broadcast_map(shape, target)
-        return self._strided(T.EXPAND, np.broadcast_to(_storage(self), target),
-                             m[2:2 + builtins.len(target)], m[2 + builtins.len(target):])
+        src = _storage(self)
+        view = np.broadcast_to(src, target)
+        if src.flags.writeable:  # PyTorch writes through an expanded view (fill_, zero_,
+            view.flags.writeable = True  # setitem; _check_overlap refuses arithmetic on one)
+        return self._strided(T.EXPAND, view, m[2:2 + builtins.len(target)],
+                             m[2 + builtins.len(target):])
 
     def expand_as(self, other):
         return self.expand(other.shape)
@@ -3395,9 +3399,13 @@ class Tensor:
         return self.div_(other)
 
     def zero_(self):
+        if self._rg and state.grad_enabled:  # (recorded: PyTorch checks the overlap then)
+            _check_overlap(self)
         return _write(self, lambda: _fill_value(self, 0), T.ZERO_, None, None)
 
     def fill_(self, value):
+        if self._rg and state.grad_enabled:
+            _check_overlap(self)
         if isinstance(value, Tensor):
             if value.ndim != 0:
                 raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
@@ -3496,11 +3504,12 @@ def _setitem_value(t, npidx, src):
 
 
 def _check_overlap(t):
-    """PyTorch's internal-overlap check of an arithmetic in-place op or copy_ (fill_, zero_
-    and setitem have none), in grad mode or not: an expanded view (NumPy's broadcast arrays
-    are read-only: NumPy's ValueError leaked) may not be written."""
+    """PyTorch's internal-overlap check of an arithmetic in-place op or copy_ (fill_ and zero_
+    have none; setitem copies into the region indexed), in grad mode or not: a view with a
+    dimension of stride 0 and size > 1 (an expanded one) may not be written."""
     a = t._a
-    if a is not None and not a.flags.writeable and a.size > 1 and 0 in a.strides:
+    if a is not None and 0 in a.strides and builtins.any(
+            st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
