@@ -1,0 +1,2 @@
+"""``torch.linalg`` (being written)."""
+from __future__ import annotations
