@@ -330,11 +330,11 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     dt = x._dt if x._dt.is_floating_point else D.int64
     a = _val(x)
     if dim is None:
-        out = _out(np.prod(a, dtype=dt.np), dt)
+        out = _out(_quiet(np.prod, a, None, dt.np), dt)  # (overflow: PyTorch is silent)
         op, aux = T.PROD, None
     else:
         dims = _dims(dim, x.ndim)
-        out = _out(np.prod(a, axis=dims, keepdims=keepdim, dtype=dt.np), dt)
+        out = _out(_quiet(np.prod, a, dims, dt.np, None, keepdim), dt)
         op, aux = T.PRODDIM, (_reduce_map(x.shape, dims) if x.ndim else None)
     if _recording(x):
         return _record_result(op, out, dt, (x,), aux_ints=aux)
@@ -448,7 +448,7 @@ def _scan(x, op, dim, dtype):
     d = _wrap_dim(dim, x.ndim)
     a = _val(x)
     fn = np.cumsum if op == T.CUMSUM else np.cumprod
-    out = _out(fn(a, axis=d, dtype=dt.np) if a.ndim else a.astype(dt.np), dt)
+    out = _out(_quiet(fn, a, d, dt.np) if a.ndim else a.astype(dt.np), dt)
     if _recording(x):
         shape = x.shape if x.ndim else (1,)
         outer = math.prod(shape[:d])

@@ -2781,7 +2781,11 @@ class Tensor:
         if (dim is None and self._dt is _F64 and not keepdim
                 and (p == "fro" or p == 2)):  # the 2-norm of a float64 tensor, to a float
             flat = _val(self).reshape(-1)
-            v = math.sqrt(_DOT(flat, flat))
+            token = _quiet_on(_IGNORE)  # (an overflow to inf: NumPy warns, PyTorch not)
+            try:
+                v = math.sqrt(_DOT(flat, flat))
+            finally:
+                _quiet_off(token)
             seg = _current() if self._rg else None
             if seg is not None:
                 ra = self._rec if self._seg is seg and self._x is None else _ref(seg, self)
@@ -2794,11 +2798,15 @@ class Tensor:
                                f"input. Got {_SHORT[self._dt.name]}")
         a = _val(self)
         dims = _dims(dim, self.ndim)
-        if dim is None and not keepdim:
-            flat = a.reshape(-1)
-            out = _out(np.sqrt(np.dot(flat, flat)), self._dt)
-        else:
-            out = _out(np.sqrt(np.sum(np.square(a), axis=dims, keepdims=keepdim)), self._dt)
+        token = _quiet_on(_IGNORE)
+        try:
+            if dim is None and not keepdim:
+                flat = a.reshape(-1)
+                out = _out(np.sqrt(np.dot(flat, flat)), self._dt)
+            else:
+                out = _out(np.sqrt(np.sum(np.square(a), axis=dims, keepdims=keepdim)), self._dt)
+        finally:
+            _quiet_off(token)
         if self._rg and state.grad_enabled:
             full = dim is None or builtins.len(dims) == self.ndim
             aux = None if full else _reduce_map(self.shape, dims)

@@ -5,6 +5,7 @@ checked too when installed."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -617,3 +618,20 @@ def test_softmax_of_rows_with_infinities(L, row, soft, logsoft):
     x = L.tensor(row, dtype=L.float64)
     np.testing.assert_array_equal(L.softmax(x, 0).numpy(), soft)
     np.testing.assert_array_equal(L.log_softmax(x, 0).numpy(), logsoft)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("op", ["norm", "norm dim", "norm p=3", "prod", "prod dim", "cumprod"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_overflow_to_inf_is_silent(L, op, dtype):
+    # PyTorch gives inf without a warning; NumPy's dot, square, prod and cumprod warned
+    big = 1e200 if dtype == "float64" else 1e30
+    x = L.tensor([big, big], dtype=getattr(L, dtype), requires_grad=op != "cumprod")
+    f = {"norm": lambda: x.norm(), "norm dim": lambda: x.norm(dim=0),
+         "norm p=3": lambda: L.norm(x, p=3), "prod": lambda: x.prod(),
+         "prod dim": lambda: x.prod(0), "cumprod": lambda: x.cumprod(0)[-1]}[op]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert f().item() == math.inf
+        with L.no_grad():
+            assert f().item() == math.inf
