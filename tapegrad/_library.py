@@ -149,7 +149,8 @@ def lerp(input, end, weight):
     dt = D.result_type((input, end))
     shape = _broadcast_shapes(input.shape, end.shape)
     a = _val(input).astype(dt.np, copy=False)
-    out = _out(a + w * (_val(end).astype(dt.np, copy=False) - a), dt)
+    e = _val(end).astype(dt.np, copy=False)
+    out = _out(_quiet(lambda: a + w * (e - a)), dt)  # (inf - inf: NumPy warns, PyTorch not)
     if _recording(input, end):
         return _record_result(T.LERP, out, dt, (input, end), c=w, shape=shape)
     return _result(out, dt)
@@ -656,7 +657,7 @@ def scatter_add(input, dim, index, src):
     offsets, _ = _index_offsets(input, dim, idx)
     src_t, vals = _scatter_src(src, idx, input)
     out = np.array(_val(input), copy=True, order="C")
-    np.add.at(out.reshape(-1), offsets.reshape(-1), vals.reshape(-1))
+    _quiet(np.add.at, out.reshape(-1), offsets.reshape(-1), vals.reshape(-1))
     out = _out(out, input._dt)
     if not _recording(input, src_t):
         return _result(out, input._dt)

@@ -635,3 +635,19 @@ def test_overflow_to_inf_is_silent(L, op, dtype):
         assert f().item() == math.inf
         with L.no_grad():
             assert f().item() == math.inf
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("op", ["lerp", "scatter_add"])
+def test_inf_arithmetic_inside_ops_is_silent(L, op):
+    # inf - inf inside lerp, inf + -inf inside scatter_add: nan, silently, as PyTorch's
+    x = L.tensor([math.inf, 1.0], dtype=L.float64)
+    y = L.tensor([math.inf, 2.0], dtype=L.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if op == "lerp":
+            out = L.lerp(x, y, 0.25)
+        else:
+            out = L.scatter_add(x, 0, L.tensor([0, 0]), L.tensor([-math.inf, 1.0],
+                                                                  dtype=L.float64))
+    assert math.isnan(out[0].item())
