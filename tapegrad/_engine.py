@@ -404,10 +404,12 @@ class Segment:
                     for e in itertools.islice(g, 2, None):
                         self._stale(e)
         new = self.bound
-        if not new:
+        n = len(new)
+        if not n:
             return
-        self.bound = []
-        for e in new:
+        batch = new[:n]
+        del new[:n]  # (not a new list: another thread recording into the segment may append)
+        for e in batch:
             vc = e[1]
             if vc[0] != e[2]:
                 self._stale(e)
