@@ -396,11 +396,11 @@ class Segment:
         live counter only (a container per binding set off the collector's full passes)."""
         groups = self.bgroups
         if groups:
-            gone = [k for k, g in groups.items()
+            gone = [k for k, g in list(groups.items())  # (list: one step under the GIL)
                     if g[0][0] != g[1] or _refcount(g[0]) <= len(g)]
             for k in gone:  # (refs of a dead counter: its group, its bindings, the argument)
-                g = groups.pop(k)
-                if g[0][0] != g[1]:
+                g = groups.pop(k, None)
+                if g is not None and g[0][0] != g[1]:
                     for e in itertools.islice(g, 2, None):
                         self._stale(e)
         new = self.bound
