@@ -804,7 +804,10 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     shape = list(input.shape)
     strides = _c_strides(shape)
-    view = np.diagonal(_storage(input), offset, d1, d2)
+    storage = _storage(input)
+    view = np.diagonal(storage, offset, d1, d2)
+    if storage.flags.writeable:  # (NumPy's diagonal is read-only; PyTorch's writes through)
+        view.flags.writeable = True
     base = offset * strides[d2] if offset >= 0 else -offset * strides[d1]
     if view.shape[-1] == 0:
         base = 0
