@@ -33,6 +33,7 @@ from ._tensor import (
     _out,
     _ref,
     _result,
+    _storage,
     _untraced,
     _val,
     _wrap_dim,
@@ -637,9 +638,9 @@ def unfold(self, dimension, size, step):
 
 
 def as_strided(input, size, stride, storage_offset=None):
-    """The elements at ``storage_offset + sum(i_k * stride_k)`` of input's storage, copied
-    (AsStridedBackward0: overlapping elements sum their gradients).  Here input must own its
-    storage (not be a view), which is then input's elements in C order."""
+    """The view of input's storage whose element i is at ``storage_offset + sum(i_k *
+    stride_k)``.  Here input must own its storage (not be a view), which is then input's
+    elements in C order."""
     from ._tensor import _shape_arg
     size, stride = _shape_arg(size), _shape_arg(stride, "stride")
     if len(size) != len(stride):
@@ -661,11 +662,16 @@ def as_strided(input, size, stride, storage_offset=None):
         raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
                            f"offset {start}, and itemsize {item} requiring a storage size of "
                            f"{need * item} are out of bounds for storage of size {n * item}")
-    offsets = np.full(size, start, dtype=np.int64)
-    for k, (s, t) in enumerate(zip(size, stride)):
-        offsets += (np.arange(s, dtype=np.int64) * t).reshape((s,) + (1,) * (len(size) - k - 1))
-    with composite("AsStridedBackward0", (input,)) as c:
-        return c.output(_at(input, offsets))
+    storage = _storage(input)
+    if not storage.flags.c_contiguous:
+        storage = np.ascontiguousarray(storage)  # (not a view then: nothing can share it)
+    flat = storage.reshape(-1)
+    isz = flat.itemsize
+    view = np.lib.stride_tricks.as_strided(flat[start:] if n else flat, size,
+                                           [t * isz for t in stride])
+    # a view of input's elements in C order (writes go through, as PyTorch's), recorded as
+    # AsStridedBackward0 with its strided map (overlapping elements sum their gradients)
+    return input._strided(T.ASSTRIDED, view, size, stride, start)
 
 
 def narrow_copy(input, dim, start, length):

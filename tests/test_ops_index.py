@@ -352,6 +352,25 @@ def test_scatter_reduce_forms_without_grad():
             assert ours == x.tolist()
 
 
+def _as_strided_writes(L):
+    x = L.zeros(2, 3)
+    x.as_strided((2, 2), (1, 2)).fill_(5.0)
+    w = L.arange(6.0, dtype=L.float64).requires_grad_()
+    y = w * 1.0
+    y.as_strided((2, 2), (2, 1), 1).mul_(2.0)
+    (y * y).sum().backward()
+    return x.tolist(), y.tolist(), w.grad.tolist()
+
+
+def test_as_strided_is_a_view():
+    # writes through it reach the tensor (a recorded one: CopySlices), as PyTorch's
+    want = ([[5.0, 5.0, 5.0], [5.0, 0.0, 0.0]], [0.0, 2.0, 4.0, 6.0, 8.0, 5.0],
+            [0.0, 8.0, 16.0, 24.0, 32.0, 10.0])
+    assert _as_strided_writes(tapegrad) == want
+    torch = pytest.importorskip("torch")
+    assert _as_strided_writes(torch) == want
+
+
 def test_as_strided_of_a_view_is_refused():
     with pytest.raises(RuntimeError, match="as_strided of a view is not supported"):
         tapegrad.zeros(3, 4)[1:].as_strided((2,), (1,))
