@@ -28,6 +28,7 @@ from ._library import _explicit, _gather, _grid, _recording, _replace, composite
 from ._tensor import (
     _SHORT,
     Tensor,
+    _c_strides,
     _inplace,
     _operand,
     _out,
@@ -617,8 +618,8 @@ def unsafe_chunk(input, chunks, dim=0):
 
 
 def unfold(self, dimension, size, step):
-    """Windows of ``size`` every ``step`` along dimension, as a new last dim (a copy here,
-    a view in PyTorch; the gradient sums over overlapping windows): UnfoldBackward0."""
+    """The windows of ``size`` every ``step`` along dimension, as a new last dim: a view of
+    self (UnfoldBackward0; overlapping windows sum their gradients)."""
     d = _wrap_dim(dimension, self.ndim)
     n = self.shape[d] if self.ndim else 1
     if size > n:
@@ -627,14 +628,21 @@ def unfold(self, dimension, size, step):
         raise RuntimeError(f"step is {step} but must be > 0")
     if size < 0:
         raise RuntimeError(f"size is {size} but must be >= 0")
-    grid = _grid(self.shape)
+    a = _storage(self)
     if self.ndim == 0:
-        offsets = grid.reshape(1)[:size]
+        shape, strides, byte_strides = [size], [0], [0]
     else:
-        win = np.lib.stride_tricks.sliding_window_view(grid, size, axis=d)
-        offsets = np.take(win, np.arange(0, n - size + 1, step), axis=d)
+        strides = list(_c_strides(self.shape))  # (self's elements in C order: the record's)
+        shape = list(self.shape)
+        shape[d] = (n - size) // step + 1
+        shape.append(size)
+        byte_strides = list(a.strides) + [a.strides[d]]
+        byte_strides[d] *= step
+        strides.append(strides[d])
+        strides[d] *= step
+    view = np.lib.stride_tricks.as_strided(a, shape, byte_strides)
     with composite("UnfoldBackward0", (self,)) as c:
-        return c.output(_at(self, np.ascontiguousarray(offsets)))
+        return c.output(self._strided(T.ASSTRIDED, view, shape, strides))
 
 
 def as_strided(input, size, stride, storage_offset=None):

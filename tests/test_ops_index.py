@@ -371,6 +371,23 @@ def test_as_strided_is_a_view():
     assert _as_strided_writes(torch) == want
 
 
+def _unfold_writes(L):
+    x = L.zeros(2, 5)
+    x.unfold(1, 3, 2)[0, 1].fill_(4.0)
+    w = L.arange(6.0, dtype=L.float64).requires_grad_()
+    y = w * 1.0
+    y.unfold(0, 3, 3)[1].mul_(2.0)
+    (y * y).sum().backward()
+    return x.tolist(), w.grad.tolist()
+
+
+def test_unfold_is_a_view():
+    want = ([[0.0, 0.0, 4.0, 4.0, 4.0], [0.0] * 5], [0.0, 2.0, 4.0, 24.0, 32.0, 40.0])
+    assert _unfold_writes(tapegrad) == want
+    torch = pytest.importorskip("torch")
+    assert _unfold_writes(torch) == want
+
+
 def test_as_strided_of_a_view_is_refused():
     with pytest.raises(RuntimeError, match="as_strided of a view is not supported"):
         tapegrad.zeros(3, 4)[1:].as_strided((2,), (1,))
