@@ -144,7 +144,8 @@ def remainder(input, other):
 
 def lerp(input, end, weight):
     if isinstance(weight, Tensor):
-        return input + weight * (end - input)
+        with composite("LerpBackward1", (input, end, weight)) as c:
+            return c.output(input + weight * (end - input))
     w = builtins.float(weight)
     dt = D.result_type((input, end))
     shape = _broadcast_shapes(input.shape, end.shape)

@@ -1364,25 +1364,19 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
                        (input, batch1, batch2))
 
 
-def _operand(first, second):
-    """The operand _inplace records the write with: one that requires grad, if any (its
-    check covers one other operand)."""
-    return second if second.requires_grad and not first.requires_grad else first
-
-
 def addmv_(self, mat, vec, *, beta=1, alpha=1):
     return _inplace(self, lambda: addmv(self, mat, vec, beta=beta, alpha=alpha),
-                    _operand(mat, vec))
+                    (mat, vec))
 
 
 def addr_(self, vec1, vec2, *, beta=1, alpha=1):
     return _inplace(self, lambda: addr(self, vec1, vec2, beta=beta, alpha=alpha),
-                    _operand(vec1, vec2))
+                    (vec1, vec2))
 
 
 def addbmm_(self, batch1, batch2, *, beta=1, alpha=1):
     return _inplace(self, lambda: addbmm(self, batch1, batch2, beta=beta, alpha=alpha),
-                    _operand(batch1, batch2))
+                    (batch1, batch2))
 
 
 # ---------------------------------------------------------------- statistics

@@ -3380,8 +3380,7 @@ class Tensor:
         return _inplace(self, self.exp, None)
 
     def clamp_(self, min=None, max=None):
-        return _inplace(self, lambda: self.clamp(min, max),
-                        min if isinstance(min, Tensor) else max)
+        return _inplace(self, lambda: self.clamp(min, max), (min, max))
 
     clip_ = clamp_
 
@@ -3392,7 +3391,7 @@ class Tensor:
         return _inplace(self, lambda: self.clamp_max(max), max)
 
     def lerp_(self, end, weight):
-        return _inplace(self, lambda: self.lerp(end, weight), end)
+        return _inplace(self, lambda: self.lerp(end, weight), (end, weight))
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -3669,17 +3668,20 @@ del _name
 
 
 def _inplace(t, compute, other):
-    """t <- compute() in place: the out-of-place result's record becomes t's history."""
+    """t <- compute() in place: the out-of-place result's record becomes t's history.
+    ``other``: the op's other operand, or a tuple of them (lerp_'s end and weight)."""
     _check_overlap(t)
     _check_inplace(t)
     _as_view(t)
-    recording = _recording(t, other)
+    others = other if other.__class__ is tuple else (other,)
+    recording = _recording(t, *others)
     base = t._x.base if t._x is not None else None
     seg = E.current() if recording else None
     base_ref = _ref(seg, base) if recording and base is not None else -1
     at = state.seg.nrec  # the in-place op's own record reads the old value legitimately,
-    if isinstance(other, Tensor) and _same_storage(other, t):
-        at = None  # unless its other operand is the tensor it overwrites (PyTorch errs)
+    for o in others:
+        if isinstance(o, Tensor) and _same_storage(o, t):
+            at = None  # unless an operand is the tensor it overwrites (PyTorch errs)
     new = compute()
     if t._dt is not new._dt and not _can_cast(new._dt, t._dt):
         raise RuntimeError(f"result type {_SHORT[new._dt.name]} can't be cast to the desired "
@@ -3695,7 +3697,7 @@ def _inplace(t, compute, other):
     if recording:
         _adopt(t, new._seg, new._rec)
         if base is not None:
-            o = other if isinstance(other, Tensor) and other._rg else None
+            o = next((o for o in others if isinstance(o, Tensor) and o._rg), None)
             _record_base_write(seg, base, base_ref, t, -1 if o is None else _ref(seg, o))
     _after_data_write(t)
     return t

@@ -677,3 +677,32 @@ def test_writes_through_a_diagonal():
     assert _diagonal_writes(tapegrad) == want
     if real_torch is not None:
         assert _diagonal_writes(real_torch) == want
+
+
+def _in_place_with_a_second_operand(L, op):
+    f64 = L.float64
+    x = L.tensor([0.0, 2.0, 5.0], dtype=f64)
+    g = L.tensor([0.5, 1.5, 3.0], dtype=f64, requires_grad=True)
+    if op == "lerp_ weight":
+        x.lerp_(L.ones(3, dtype=f64), g)
+    elif op == "clamp_ max":
+        x.clamp_(L.zeros(3, dtype=f64), g)
+    else:  # a row of a matrix: the write is a CopySlices of the matrix
+        m = L.zeros(2, 3, dtype=f64)
+        m[1].lerp_(L.ones(3, dtype=f64), g)
+        x = m
+    (x * x).sum().backward()
+    return x.tolist(), g.grad.tolist()
+
+
+@pytest.mark.parametrize("op", ["lerp_ weight", "clamp_ max", "lerp_ of a row"])
+def test_in_place_op_whose_later_operand_requires_grad(op):
+    # only an operand after the first requires grad: the write was left off the graph
+    # (no gradient, silently)
+    got = _in_place_with_a_second_operand(tapegrad, op)
+    want = {"lerp_ weight": ([0.5, 0.5, -7.0], [1.0, -1.0, 56.0]),
+            "clamp_ max": ([0.0, 1.5, 3.0], [0.0, 3.0, 6.0]),
+            "lerp_ of a row": ([[0.0] * 3, [0.5, 1.5, 3.0]], [1.0, 3.0, 6.0])}[op]
+    assert got == want
+    if real_torch is not None:
+        assert _in_place_with_a_second_operand(real_torch, op) == want
