@@ -706,3 +706,13 @@ def test_in_place_op_whose_later_operand_requires_grad(op):
     assert got == want
     if real_torch is not None:
         assert _in_place_with_a_second_operand(real_torch, op) == want
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("sa,sb,which", [((2, 2), (2,), "self, but got 2-D"),
+                                         ((2,), (2, 2), "vec2, but got 2-D"),
+                                         ((), (2,), "self, but got 0-D")])
+def test_outer_of_a_non_vector(L, sa, sb, which):
+    # PyTorch's error (the product of a flattened input with vec2 came out)
+    with pytest.raises(RuntimeError, match=f"outer: Expected 1-D argument {which}"):
+        L.outer(L.ones(sa), L.ones(sb))
