@@ -1062,6 +1062,20 @@ class _Bound:
         return self.vc[0]
 
 
+def modified_message(dtype, shape, node, version, expected):
+    """PyTorch 2.13's version error for a saved tensor of ``dtype`` and ``shape`` that is the
+    output of ``node`` (a grad_fn name, or None), at ``version`` where ``expected`` was saved:
+    its words, the node's name without "Backward0"."""
+    kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(dtype.name, "Tensor")
+    dims = ", ".join(str(d) for d in shape)
+    where = f", which is output 0 of {_BACKWARD.sub('', node)}," if node else ""
+    return ("one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [torch.{kind} [{dims}]]{where} is at version {version}; "
+            f"expected version {expected} instead. Hint: enable anomaly detection to find the "
+            "operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+
+
 def _sweep_error(seg, status, r):
     if status == T.ERR_FREED:
         return RuntimeError(_FREED_MSG)
@@ -1074,16 +1088,8 @@ def _sweep_error(seg, status, r):
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
         if getattr(t, "node", None) is not None:
             name = t.node
-        if t is not None:  # (PyTorch 2.13's words: its node's name without "Backward0")
-            kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(t.dtype.name, "Tensor")
-            shape = ", ".join(str(d) for d in t.shape)
-            where = f", which is output 0 of {_BACKWARD.sub('', name)}," if name else ""
-            return RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [torch.{kind} [{shape}]]{where} is at version "
-                f"{t._version}; expected version {ver} instead. Hint: enable anomaly detection "
-                "to find the operation that failed to compute its gradient, with "
-                "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+        if t is not None:
+            return RuntimeError(modified_message(t.dtype, t.shape, name, t._version, ver))
         return RuntimeError("one of the variables needed for gradient computation has been "
                             "modified by an inplace operation")
     return RuntimeError(f"internal error: unknown opcode at record {r}")

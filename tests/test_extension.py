@@ -322,3 +322,81 @@ def test_scalar_elements_follow_writes_to_their_base():
         return [_np(w.grad)]
 
     np.testing.assert_allclose(_both(prog_no_detach)[0], [6.0, 0.0])
+
+
+def _saved_then_written(L, case):
+    class Mul(L.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return g * w, g * x
+
+    class Exp(L.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = x.exp()
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * y
+
+    x = L.tensor([1.0, 2.0, 3.0], dtype=L.float64, requires_grad=True)
+    w = L.ones(3, dtype=L.float64)
+    if case == "input with history":
+        y = x * 1.0
+        z = Mul.apply(y, w)
+        y.mul_(2.0)
+    elif case == "constant input":
+        z = Mul.apply(x, w)
+        w.add_(1.0)
+    elif case == "output":
+        z = Exp.apply(x)
+        z.mul_(2.0)
+    elif case == "view of an input":
+        y = x * 1.0
+        z = Mul.apply(y[1:], w[1:])
+        y.mul_(2.0)
+    else:  # written after the backward: no error
+        z = Mul.apply(x, w)
+        z.sum().backward()
+        w.add_(1.0)
+        return x.grad.tolist()
+    with pytest.raises(RuntimeError) as info:
+        z.sum().backward()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case,middle", [
+    ("input with history", "[torch.DoubleTensor [3]], which is output 0 of Mul, is at version 1"),
+    ("constant input", "[torch.DoubleTensor [3]] is at version 1"),
+    ("output", "[torch.DoubleTensor [3]], which is output 0 of Exp, is at version 1"),
+    ("view of an input",
+     "[torch.DoubleTensor [2]], which is output 0 of AsStrided, is at version 1"),
+    ("written after the backward", None)])
+def test_function_saved_tensor_written_in_place(case, middle):
+    # PyTorch's saved tensors check their version when unpacked: the backward read the new
+    # values (a wrong gradient, silently)
+    libs = [tapegrad]
+    try:
+        import torch
+        libs.append(torch)
+    except ImportError:
+        pass
+    for L in libs:
+        got = _saved_then_written(L, case)
+        if middle is None:
+            assert got == [1.0, 1.0, 1.0]
+        else:
+            assert got == ("one of the variables needed for gradient computation has been "
+                           f"modified by an inplace operation: {middle}; expected version 0 "
+                           "instead. Hint: enable anomaly detection to find the operation that "
+                           "failed to compute its gradient, with "
+                           "torch.autograd.set_detect_anomaly(True, check_nan=False).")

@@ -22,13 +22,31 @@ class FunctionCtx:
     """The ``ctx`` a Function's forward and backward share."""
 
     def __init__(self):
-        self.saved_tensors: tuple = ()
+        self._saved: tuple = ()
+        self._versions: tuple = ()
+        self._nodes: tuple = ()  # each saved tensor's grad_fn name when saved (version errors)
         self.needs_input_grad: tuple = ()
         self.materialize_grads = True
         self._non_differentiable: set = set()
 
     def save_for_backward(self, *tensors) -> None:
-        self.saved_tensors = tensors
+        self._saved = tensors
+        self._versions = tuple(t._version if isinstance(t, Tensor) else None for t in tensors)
+        self._nodes = tuple(t.grad_fn.name() if isinstance(t, Tensor) and t.grad_fn is not None
+                            else None for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The saved tensors, as PyTorch unpacks them: a tensor written in place since it was
+        saved raises PyTorch's version error (its values are no longer the forward's)."""
+        for t, version, node in zip(self._saved, self._versions, self._nodes):
+            if version is not None and t._version != version:
+                x = t._x
+                if x is not None and x.base is not None:
+                    node = "AsStridedBackward0"  # (PyTorch regenerates a written view)
+                raise RuntimeError(E.modified_message(t.dtype, t.shape, node, t._version,
+                                                      version))
+        return self._saved
 
     def mark_non_differentiable(self, *args) -> None:
         self._non_differentiable.update(id(a) for a in args)
@@ -85,6 +103,9 @@ class Function:
             seg.names[r] = name
             seg.edges[r] = tuple(rec for rec, a in zip(in_recs, args) if isinstance(a, Tensor))
             meta.append((o.shape, o.dtype))
+        if ctx._saved:  # a saved output is this node's output 0 to PyTorch's version error
+            ctx._nodes = tuple(name if any(t is o for o in outs) else n
+                               for t, n in zip(ctx._saved, ctx._nodes))
         seg.callbacks[node] = functools.partial(_run_backward, cls, ctx, args, in_recs, meta, name)
         return outs[0] if single else tuple(outs)
 
