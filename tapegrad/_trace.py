@@ -195,7 +195,13 @@ def trace(fn, *example_args, check: bool = True, optimize: bool = True) -> Trace
     recording depends on its input values in a way no guard catches (fn runs twice).
     ``optimize``: fold constants, merge repeated records and drop dead ones
     (``Trace.optimize``; ``Trace.records_removed`` says how many).
+
+    ``trace(A)`` of one tensor is PyTorch's ``torch.trace``: the sum of A's diagonal
+    (``import tapegrad as torch`` code calls it so).
     """
+    if isinstance(fn, Tensor) and not example_args:
+        from ._ops_linalg import trace as matrix_trace
+        return matrix_trace(fn)
     import time
     arrays = [_example(x) for x in example_args]
     t0 = time.perf_counter()

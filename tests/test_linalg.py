@@ -248,6 +248,8 @@ ROWS = [
     _row("vander", lambda lib, x: lib.linalg.vander(x), (_randn, (4,))),
     _row("vander-N-batched", lambda lib, x: lib.linalg.vander(x, N=3), (_randn, (2, 3))),
     _row("trace", lambda lib, A: A.trace(), (_randn, (3, 4)), grad_fn="TraceBackward0"),
+    # torch.trace(A): tapegrad.trace of one tensor is the matrix trace, not the tracer
+    _row("trace.fn", lambda lib, A: lib.trace(A), (_randn, (4, 3)), grad_fn="TraceBackward0"),
     _row("inner-1d", lambda lib, a, b: lib.inner(a, b),
          (_randn, (3,)), (_randn, (3,)), differentiable=(True, True)),
     _row("inner-nd", lambda lib, a, b: lib.inner(a, b),
