@@ -103,34 +103,46 @@ def _as_tensor(v, like: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------- binary ops
 
+def tensors_only(name, input, other, method=False):
+    """PyTorch's TypeError for an op that takes two tensors (maximum, atan2...) given a
+    number: the argument's name and position (the method's ``other`` is its first)."""
+    for arg, pos, v in (("input", 1, input), ("other", 1 if method else 2, other)):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not "
+                            f"{type(v).__name__}")
+
+
 def maximum(input, other):
+    tensors_only("maximum", input, other)
     return _binary(T.MAXIMUM, input, other)
 
 
 def minimum(input, other):
+    tensors_only("minimum", input, other)
     return _binary(T.MINIMUM, input, other)
 
 
 def fmax(input, other):
     """The larger of two values, nan only where both are (FmaxBackward0: the gradient goes to
     input where input >= other or other is nan, to other elsewhere, as PyTorch's)."""
+    tensors_only("fmax", input, other)
     return _nan_ignoring(input, other, "FmaxBackward0", True)
 
 
 def fmin(input, other):
     """The smaller of two values, nan only where both are (FminBackward0, as fmax)."""
+    tensors_only("fmin", input, other)
     return _nan_ignoring(input, other, "FminBackward0", False)
 
 
-def _nan_ignoring(input, other, name, larger):
-    x = input if isinstance(input, Tensor) else tensor(input)
-    y = other if isinstance(other, Tensor) else tensor(other)
+def _nan_ignoring(x, y, name, larger):
     with composite(name, (x, y)) as c:
         # x where x wins (ties too) or y is nan (y != y); comparisons and where trace
         return c.output(where(y != y, x, where(x >= y if larger else x <= y, x, y)))
 
 
 def atan2(input, other):
+    tensors_only("atan2", input, other)
     return _binary(T.ATAN2, input, other)
 
 

@@ -999,7 +999,7 @@ def _require_float_grad(dt):
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
 
 
-_INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU))
+_INT_STAYS = frozenset((T.NEG, T.ABS, T.RELU, T.SIGN))
 
 
 def _quiet_set(_ignore):
@@ -1111,6 +1111,8 @@ def _unary(x, op, c=0.0, d=0.0):
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
                            "are trying to invert a mask, use the `~` or `logical_not()` operator "
                            "instead.")
+    if dt is D.bool_ and op == T.SIGN:
+        return _result(_out(a.copy(), dt), dt)  # (a mask's sign is the mask, as PyTorch's)
     fn = spec.np_fn if not spec.nconst else (lambda a: spec.np_fn(a, c, d))
     if op in _MAY_WARN:
         y = _out(_quiet(fn, a), dt)
@@ -1641,7 +1643,13 @@ def _compared(ufunc, x, y):
     return _result(_out(ufunc(_val(x).astype(dt.np, copy=False), yv), D.bool_), D.bool_)
 
 
+def _is_bool(y):
+    return y.__class__ is builtins.bool or isinstance(y, Tensor) and y._dt is D.bool_
+
+
 def _logical(ufunc, op, x, y):
+    if y.__class__ is builtins.bool:
+        y = tensor(y)
     out = _out(ufunc(_val(x), _val(y)), D.bool_)
     if state.tracing is not None and (_traced(x) or isinstance(y, Tensor) and _traced(y)):
         # traced masks: and = min, or = max of 0/1 values
@@ -2365,10 +2373,16 @@ class Tensor:
         return _result(a, self._dt)
 
     def contiguous(self, memory_format=None):
-        return self
+        """self, or a C-ordered copy (CloneBackward0) of a transposed, strided or expanded
+        view, as PyTorch's (``x.t().contiguous().view(-1)``)."""
+        a = self._a
+        if a is None or a.flags.c_contiguous:
+            return self
+        return self.clone()
 
     def is_contiguous(self, memory_format=None) -> bool:
-        return True
+        a = self._a
+        return a is None or a.flags.c_contiguous
 
     # ------------------------------------------------------------ dtype conversion
     def to(self, *args, **kwargs):
@@ -2755,10 +2769,16 @@ class Tensor:
         return _result(out, self._dt)
 
     def __and__(self, other):
-        return _logical(np.logical_and, T.MINIMUM, self, other)
+        if self._dt is D.bool_ and _is_bool(other):  # masks (traced: their minimum)
+            return _logical(np.logical_and, T.MINIMUM, self, other)
+        from ._ops_math import bitwise_and  # (integers: bitwise, as PyTorch's &)
+        return bitwise_and(self, other)
 
     def __or__(self, other):
-        return _logical(np.logical_or, T.MAXIMUM, self, other)
+        if self._dt is D.bool_ and _is_bool(other):
+            return _logical(np.logical_or, T.MAXIMUM, self, other)
+        from ._ops_math import bitwise_or
+        return bitwise_or(self, other)
 
     def all(self, dim=None, keepdim=False):
         return L.all(self, dim, keepdim)
@@ -2815,18 +2835,23 @@ class Tensor:
 
     # ------------------------------------------------------------ library ops (_library)
     def maximum(self, other):
+        L.tensors_only("maximum", self, other, True)
         return L.maximum(self, other)
 
     def minimum(self, other):
+        L.tensors_only("minimum", self, other, True)
         return L.minimum(self, other)
 
     def fmax(self, other):
+        L.tensors_only("fmax", self, other, True)
         return L.fmax(self, other)
 
     def fmin(self, other):
+        L.tensors_only("fmin", self, other, True)
         return L.fmin(self, other)
 
     def atan2(self, other):
+        L.tensors_only("atan2", self, other, True)
         return L.atan2(self, other)
 
     arctan2 = atan2

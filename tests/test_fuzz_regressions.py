@@ -716,3 +716,58 @@ def test_outer_of_a_non_vector(L, sa, sb, which):
     # PyTorch's error (the product of a flattened input with vec2 came out)
     with pytest.raises(RuntimeError, match=f"outer: Expected 1-D argument {which}"):
         L.outer(L.ones(sa), L.ones(sb))
+
+
+def _bitwise_and_masks(L):
+    a, b = L.tensor([1, 2, 6]), L.tensor([3, 3, 3])
+    m, n = L.tensor([True, False, True]), L.tensor([True, True, False])
+    return [(a & b).tolist(), (a | b).tolist(), (m & n).tolist(), (m | n).tolist(),
+            (m & True).tolist(), (m | False).tolist(), (a & 5).tolist(), (5 & a).tolist(),
+            (m & a).tolist(), str((a | m).dtype).rsplit(".", 1)[-1]]
+
+
+def test_and_or_are_bitwise_on_integers():
+    # & and | were logical on every dtype (1 & 3 gave True); on masks they stay logical
+    want = [[1, 2, 2], [3, 3, 7], [True, False, False], [True, True, True], [True, False, True],
+            [True, False, True], [1, 0, 4], [1, 0, 4], [1, 0, 0], "int64"]
+    assert _bitwise_and_masks(tapegrad) == want
+    if real_torch is not None:
+        assert _bitwise_and_masks(real_torch) == want
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_sign_keeps_integer_and_bool_dtypes(L):
+    s = L.tensor([3, -2, 0]).sign()
+    assert (str(s.dtype).rsplit(".", 1)[-1], s.tolist()) == ("int64", [1, -1, 0])
+    b = L.tensor([True, False]).sign()
+    assert (str(b.dtype).rsplit(".", 1)[-1], b.tolist()) == ("bool", [True, False])
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_contiguous_follows_the_layout(L):
+    # is_contiguous() was always True and contiguous() returned self: x.t().contiguous()
+    # .view(-1) raised the view error
+    x = L.ones(2, 3).t()
+    assert not x.is_contiguous() and not L.ones(2, 3)[:, ::2].is_contiguous()
+    assert not L.ones(1, 3).expand(2, 3).is_contiguous() and L.ones(2, 1)[:, 0].is_contiguous()
+    assert x.contiguous().is_contiguous() and tuple(x.contiguous().view(-1).shape) == (6,)
+    w = L.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=L.float64, requires_grad=True)
+    y = (w * 2).t().contiguous()
+    assert y.grad_fn.name() == "CloneBackward0"
+    (y.view(-1) * L.arange(6.0, dtype=L.float64)).sum().backward()
+    assert w.grad.tolist() == [[0.0, 4.0, 8.0], [2.0, 6.0, 10.0]]
+    z = w * 1.0
+    assert z.contiguous() is z
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("call,message", [
+    (lambda L: L.tensor([1.0]).atan2(0.5), "atan2(): argument 'other' (position 1)"),
+    (lambda L: L.atan2(L.tensor([1.0]), 0.5), "atan2(): argument 'other' (position 2)"),
+    (lambda L: L.maximum(L.tensor([1.0]), 0.5), "maximum(): argument 'other' (position 2)"),
+    (lambda L: L.minimum(2, L.tensor([1.0])), "minimum(): argument 'input' (position 1)"),
+    (lambda L: L.tensor([1.0]).fmax(0.5), "fmax(): argument 'other' (position 1)")])
+def test_two_tensor_ops_given_a_number(L, call, message):
+    # PyTorch's TypeError (a KeyError leaked, or fmax computed)
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(L)
