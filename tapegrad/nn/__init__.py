@@ -1,5 +1,5 @@
 """``tapegrad.nn``: PyTorch's neural-network API (modules, functional forms, init, utils)."""
-from . import functional, init, utils
+from . import functional, init, modules, utils
 from .modules import (
     GELU,
     AvgPool2d,
@@ -35,6 +35,10 @@ from .modules import (
     Softmax,
     Tanh,
 )
+from .modules.layers import *  # noqa: E402,F401,F403
+from .modules.losspool import *  # noqa: E402,F401,F403
+from .modules.rnn import *  # noqa: E402,F401,F403
+from .modules.transformer import *  # noqa: E402,F401,F403
 from .parameter import Parameter
 
 __all__ = [
@@ -45,3 +49,5 @@ __all__ = [
     "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid",
     "SmoothL1Loss", "Softmax", "Tanh", "functional", "init", "utils",
 ]
+__all__ += modules.layers.__all__ + modules.losspool.__all__ + modules.rnn.__all__
+__all__ += modules.transformer.__all__

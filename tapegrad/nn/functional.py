@@ -292,3 +292,12 @@ def _renorm(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) 
         scaled = values[big] * (max_norm / (norms[big] + 1e-7))[:, None]
         with no_grad():
             weight[tensor(rows[big])] = tensor(scaled, dtype=weight.dtype)
+
+
+# the functional forms of the layer families, each in its own module (names in their __all__)
+from . import _f_layers, _f_losspool, _f_seq  # noqa: E402
+from ._f_layers import *  # noqa: E402,F401,F403
+from ._f_losspool import *  # noqa: E402,F401,F403
+from ._f_seq import *  # noqa: E402,F401,F403
+
+__all__ += _f_layers.__all__ + _f_losspool.__all__ + _f_seq.__all__

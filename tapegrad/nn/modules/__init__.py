@@ -1,8 +1,10 @@
 """The layer classes of ``tapegrad.nn``."""
+from . import layers, losspool, rnn, transformer
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .layers import *  # noqa: F401,F403
 from .linear import Flatten, Identity, Linear
 from .loss import (
     BCELoss,
@@ -14,10 +16,13 @@ from .loss import (
     NLLLoss,
     SmoothL1Loss,
 )
+from .losspool import *  # noqa: F401,F403
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
+from .rnn import *  # noqa: F401,F403
 from .sparse import Embedding
+from .transformer import *  # noqa: F401,F403
 
 __all__ = [
     "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
@@ -27,3 +32,4 @@ __all__ = [
     "ModuleList", "NLLLoss", "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax",
     "Tanh",
 ]
+__all__ += layers.__all__ + losspool.__all__ + rnn.__all__ + transformer.__all__
