@@ -61,6 +61,11 @@ from ._ops_linalg import *  # noqa: E402,F401,F403
 from ._ops_math import *  # noqa: E402,F401,F403
 from . import linalg  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .autograd.anomaly_mode import (  # noqa: E402
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    set_anomaly_enabled,
+)
 from ._trace import Trace, TraceError, TraceGuardError, compile, load_trace, trace  # noqa: E402,A004
 from .autograd.grad_mode import inference_mode  # noqa: E402
 

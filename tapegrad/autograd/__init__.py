@@ -187,3 +187,14 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
 
 
 from . import functional  # noqa: E402  (uses grad, defined above)
+from .anomaly_mode import (  # noqa: E402
+    Variable,
+    detect_anomaly,
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    set_anomaly_enabled,
+    set_detect_anomaly,
+)
+
+__all__ += ["Variable", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+            "is_anomaly_check_nan_enabled", "set_anomaly_enabled"]
