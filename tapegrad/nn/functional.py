@@ -20,7 +20,8 @@ from .._library import log_softmax as _log_softmax
 from .._library import softmax as _softmax
 from .._tensor import Tensor, _unary, _write_result, matmul, rand, tensor
 from ..autograd import no_grad
-from ._conv import avg_pool2d, conv1d, conv2d, max_pool2d, pad
+from . import _conv
+from ._conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from ._loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -40,6 +41,28 @@ __all__ = [
     "nll_loss", "normalize", "one_hot", "pad", "relu", "relu6", "sigmoid", "silu",
     "smooth_l1_loss", "softmax", "softplus", "tanh",
 ]
+
+
+# ---------------------------------------------------------------- padding
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
+        value: float | None = None) -> Tensor:
+    """PyTorch's ``F.pad`` (``_conv.pad``).  Circular padding with negative widths crops those
+    sides first and wraps the cropped tensor, as ATen's ``_pad_circular``."""
+    widths = [int(p) for p in pad]
+    if mode != "circular" or min(widths, default=0) >= 0 or len(widths) % 2 \
+            or len(widths) // 2 > input.ndim:
+        return _conv.pad(input, widths, mode, value)
+    cropped = input
+    for j in range(len(widths) // 2):
+        d = input.ndim - 1 - j
+        before, after = widths[2 * j], widths[2 * j + 1]
+        if input.shape[d] + before + after < 0:
+            raise RuntimeError("Negative padding value is resulting in an empty dimension")
+        start = min(max(-before, 0), input.shape[d])
+        length = max(input.shape[d] - max(-before, 0) - max(-after, 0), 0)
+        cropped = cropped.narrow(d, start, length)
+    return _conv.pad(cropped, [max(w, 0) for w in widths], mode, value)
 
 
 # ---------------------------------------------------------------- activations
