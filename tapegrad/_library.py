@@ -183,6 +183,20 @@ def clamp_tensor(input, min=None, max=None):  # noqa: A002
         return comp.output(out)
 
 
+def clamp_min(input, min):  # noqa: A002
+    """clamp(min=...), PyTorch's node ClampMinBackward0 (a number) or 1 (a tensor)."""
+    name = "ClampMinBackward1" if isinstance(min, Tensor) else "ClampMinBackward0"
+    with composite(name, (input, min) if isinstance(min, Tensor) else (input,)) as c:
+        return c.output(input.clamp(min=min))
+
+
+def clamp_max(input, max):  # noqa: A002
+    """clamp(max=...), PyTorch's node ClampMaxBackward0 (a number) or 1 (a tensor)."""
+    name = "ClampMaxBackward1" if isinstance(max, Tensor) else "ClampMaxBackward0"
+    with composite(name, (input, max) if isinstance(max, Tensor) else (input,)) as c:
+        return c.output(input.clamp(max=max))
+
+
 def where(condition, input=None, other=None):
     if input is None and other is None:
         _untraced(condition, "where(condition) (its output's size depends on the values)")

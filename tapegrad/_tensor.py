@@ -2711,10 +2711,10 @@ class Tensor:
     clip = clamp
 
     def clamp_min(self, min):
-        return self.clamp(min=min)
+        return L.clamp_min(self, min)
 
     def clamp_max(self, max):
-        return self.clamp(max=max)
+        return L.clamp_max(self, max)
 
     # ------------------------------------------------------------ comparisons
     def __eq__(self, other):
