@@ -633,3 +633,31 @@ def test_softmin_implicit_dim_warns() -> None:
         y = F.softmin(tapegrad.tensor([[1.0, 2.0], [3.0, 5.0]]))
     assert any("Implicit dimension choice for softmin" in str(w.message) for w in caught)
     np.testing.assert_allclose(np.asarray(y).sum(1), [1.0, 1.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("conv2d", lambda L, a, k: L.conv2d(a, k, None, 1, 1)),
+    ("conv_transpose2d", lambda L, a, k: L.conv_transpose2d(a, k.transpose(0, 1), None, 2)),
+    ("max_pool2d", lambda L, a, k: L.max_pool2d(a, 2)),
+    ("selu", lambda L, a, k: L.selu(a)), ("celu", lambda L, a, k: L.celu(a, 0.5)),
+    ("layer_norm", lambda L, a, k: L.layer_norm(a, (6,))),
+    ("group_norm", lambda L, a, k: L.group_norm(a, 2)),
+    ("cosine_similarity", lambda L, a, k: L.cosine_similarity(a, a * a, 1)),
+    ("pairwise_distance", lambda L, a, k: L.pairwise_distance(a, a * 2.0)),
+    ("pixel_shuffle", lambda L, a, k: L.pixel_shuffle(a, 2)),
+    ("threshold", lambda L, a, k: L.threshold(a, 0.1, 20.0)),
+    ("hardshrink", lambda L, a, k: L.hardshrink(a, 0.3)),
+    ("dropout p=0", lambda L, a, k: L.dropout(a, 0.0, True))])
+def test_top_level_forms_of_functional_ops(name, call):
+    # torch.conv2d, torch.selu, ... exist at the top level too, with the same arguments
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(2, 4, 6, 6)), rng.normal(size=(3, 4, 3, 3))
+    out = []
+    for L in (tapegrad, torch):
+        a = L.tensor(x, requires_grad=True)
+        y = call(L, a, L.tensor(w))
+        (y * y).sum().backward()
+        out.append((y.detach().numpy(), a.grad.numpy()))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-10, atol=1e-11)
