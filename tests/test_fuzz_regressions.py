@@ -771,3 +771,24 @@ def test_two_tensor_ops_given_a_number(L, call, message):
     # PyTorch's TypeError (a KeyError leaked, or fmax computed)
     with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call(L)
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("row,index", [([math.inf, math.nan, 1.0, math.nan], 3),
+                                       ([1.0, math.nan, 3.0, 2.0], 1),
+                                       ([math.nan, 5.0, math.nan, 1.0], 2),
+                                       ([2.0, 2.0, 1.0, 0.0], 0)])
+@pytest.mark.parametrize("dims", [1, 2])
+def test_max_pool_index_and_gradient_at_nan(L, row, index, dims):
+    # ATen's scan keeps the last nan of a window (the first one was picked: the index and the
+    # gradient went to another element); a tie keeps the first maximum
+    F = L.nn.functional
+    x = L.tensor([[row]] if dims == 1 else [[[row]]], dtype=L.float64, requires_grad=True)
+    if dims == 1:
+        v, i = F.max_pool1d(x, 4, return_indices=True)
+    else:
+        v, i = F.max_pool2d(x, (1, 4), return_indices=True)
+    v.sum().backward()
+    assert i.item() == index
+    assert x.grad.reshape(-1).tolist() == [1.0 if k == index else 0.0 for k in range(4)]
+    assert math.isnan(v.item()) == any(math.isnan(r) for r in row)

@@ -160,7 +160,13 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     if (win < 0).any():
         a = np.concatenate([a, np.full((rows, 1), -np.inf, dtype=a.dtype)], 1)
     values = a[:, np.where(win < 0, plane, win)]  # (rows, L, K)
-    best = win[np.arange(win.shape[0]), values.argmax(-1)]  # argmax: first max; nan wins
+    pick = values.argmax(-1)  # the first max (nan wins)
+    if values.dtype.kind == "f":
+        nans = np.isnan(values)
+        if nans.any():  # the last nan, as ATen's scan (val > max || isnan(val)) keeps
+            last = values.shape[-1] - 1 - nans[..., ::-1].argmax(-1)
+            pick = np.where(nans.any(-1), last, pick)
+    best = win[np.arange(win.shape[0]), pick]
     flat = (np.arange(rows)[:, None] * plane + best).reshape(*lead, *out)
     with composite("MaxPool2DWithIndicesBackward0", (input,)) as comp:
         result = comp.output(input.reshape(-1)[flat])
