@@ -38,6 +38,26 @@ def _typename(value: Any) -> str:
     return type(value).__name__
 
 
+def check_lr(lr: Any) -> None:
+    """PyTorch's checks of a learning rate (a number, or a 1-element tensor)."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def check_adam_like(eps: float, betas: tuple[float, float], weight_decay: float) -> None:
+    """PyTorch's checks of an Adam-family optimizer's eps, betas and weight_decay, in order."""
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
 def read(t: Tensor) -> np.ndarray:
     """The values of t (no copy; callers must not write into it)."""
     return np.asarray(t)

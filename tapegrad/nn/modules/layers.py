@@ -12,7 +12,7 @@ from .. import init
 from ..parameter import Parameter
 from .dropout import Dropout
 from .module import Module
-from .normalization import _BatchNorm
+from .normalization import _BatchNorm, affine_parameters, reset_affine
 
 __all__ = [
     "AlphaDropout", "Bilinear", "CELU", "ChannelShuffle", "CircularPad1d", "CircularPad2d",
@@ -267,22 +267,11 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(empty(num_channels, dtype=dtype))
-            if bias:
-                self.bias = Parameter(empty(num_channels, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, affine, bias, (num_channels,), dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
