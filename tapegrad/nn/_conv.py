@@ -31,9 +31,8 @@ def _rows_with_fill(x2d: Tensor, index: np.ndarray, fill: float) -> Tensor:
 
 # ---------------------------------------------------------------- convolution
 
-def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation,
-          groups: int, nd: int) -> Tensor:
-    name = f"conv{nd}d"
+def check_conv_shapes(input: Tensor, weight: Tensor, nd: int, name: str) -> None:
+    """PyTorch's errors for a convolution's input (batched or not) and weight dimensions."""
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
                            f"{name}, but got input of size: {list(input.shape)}")
@@ -42,6 +41,12 @@ def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, d
                            if weight.ndim < 3 else
                            f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional "
                            f"input, but got weight of size {list(weight.shape)}")
+
+
+def _conv(input: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation,
+          groups: int, nd: int) -> Tensor:
+    name = f"conv{nd}d"
+    check_conv_shapes(input, weight, nd, name)
     unbatched = input.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     stride = ntuple(stride, nd, "stride")

@@ -23,7 +23,7 @@ from .. import _dtype as D
 from .._library import composite, where
 from .._tensor import Tensor, ones_like, tensor, zeros, zeros_like
 from ..autograd.grad_mode import is_grad_enabled
-from ._conv import _conv, _rows_with_fill, avg_pool2d, max_pool2d
+from ._conv import _conv, _rows_with_fill, avg_pool2d, check_conv_shapes, max_pool2d
 from ._loss import _check, _reduce, _reduction, _short
 from ._windows import ntuple, out_size, window_offsets
 from .functional import logsigmoid
@@ -725,14 +725,7 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Tensor | None, stride, 
     spread out by ``stride`` (zeros between), padded by ``dilation (k - 1) - padding`` (plus
     ``output_padding`` after), convolved with the flipped kernel whose in/out channels are
     swapped within each group (``ConvolutionBackward0``)."""
-    if input.ndim not in (nd + 1, nd + 2):
-        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
-                           f"conv_transpose{nd}d, but got input of size: {list(input.shape)}")
-    if weight.ndim != nd + 2:
-        raise RuntimeError(f"weight should have at least three dimensions, got {weight.ndim}"
-                           if weight.ndim < 3 else
-                           f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional "
-                           f"input, but got weight of size {list(weight.shape)}")
+    check_conv_shapes(input, weight, nd, f"conv_transpose{nd}d")
     unbatched = input.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     stride = ntuple(stride, nd, "stride")
