@@ -792,3 +792,27 @@ def test_max_pool_index_and_gradient_at_nan(L, row, index, dims):
     assert i.item() == index
     assert x.grad.reshape(-1).tolist() == [1.0 if k == index else 0.0 for k in range(4)]
     assert math.isnan(v.item()) == any(math.isnan(r) for r in row)
+
+
+def _embedding_scaled_by_freq(L, padding_idx):
+    w = L.tensor(np.arange(12.0).reshape(4, 3), dtype=L.float64, requires_grad=True)
+    idx = L.tensor([[0, 2, 0], [3, 0, 1]])
+    emb = L.nn.Embedding(4, 3, padding_idx=padding_idx, scale_grad_by_freq=True).double()
+    with L.no_grad():
+        emb.weight.copy_(w)
+    y = emb(idx)
+    (y * L.arange(18.0, dtype=L.float64).reshape(2, 3, 3)).sum().backward()
+    return y.grad_fn.name(), y.sum().item(), emb.weight.grad.tolist()
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2])
+def test_embedding_scale_grad_by_freq(padding_idx):
+    # each row's gradient is divided by how often the batch looks it up (it raised "not
+    # supported"): row 0 is read three times, its gradient is the mean of its three rows'
+    got = _embedding_scaled_by_freq(tapegrad, padding_idx)
+    assert got[0] == "EmbeddingBackward0" and got[1] == 72.0
+    want = [[6.0, 7.0, 8.0], [15.0, 16.0, 17.0],
+            [0.0, 0.0, 0.0] if padding_idx == 2 else [3.0, 4.0, 5.0], [9.0, 10.0, 11.0]]
+    np.testing.assert_allclose(got[2], want, rtol=1e-15)
+    if real_torch is not None:
+        assert _embedding_scaled_by_freq(real_torch, padding_idx) == got

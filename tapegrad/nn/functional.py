@@ -20,6 +20,7 @@ from .._library import log_softmax as _log_softmax
 from .._library import softmax as _softmax
 from .._tensor import Tensor, _unary, _write_result, matmul, rand, tensor
 from ..autograd import no_grad
+from ..autograd.function import Function
 from . import _conv
 from ._conv import avg_pool2d, conv1d, conv2d, max_pool2d
 from ._loss import (
@@ -281,10 +282,11 @@ def _index_array(input: Tensor, what: str) -> np.ndarray:
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
-    """Rows of ``weight`` (``EmbeddingBackward0``); the row at ``padding_idx`` gets no gradient."""
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("tapegrad: embedding(scale_grad_by_freq=True) and sparse "
-                                  "gradients are not supported")
+    """Rows of ``weight`` (``EmbeddingBackward0``); the row at ``padding_idx`` gets no gradient;
+    ``scale_grad_by_freq``: each row's gradient divided by how often the batch looks it up."""
+    if sparse:
+        raise NotImplementedError("tapegrad: embedding(sparse=True) (sparse gradients) is not "
+                                  "supported")
     idx = _index_array(input, "embedding")
     n = weight.shape[0]
     if padding_idx is not None:
@@ -297,11 +299,27 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         _renorm(weight, idx, max_norm, norm_type)
     with composite("EmbeddingBackward0", (weight,)) as c:
         out = weight[idx]
+        if scale_grad_by_freq and out.requires_grad:
+            counts = np.bincount(idx.reshape(-1) % n, minlength=n)[idx % n]
+            out = _ScaledGradient.apply(out, tensor((1.0 / counts)[..., None], dtype=out.dtype))
         if padding_idx is not None:
             pad = idx == padding_idx
             if pad.any():
                 out = where(tensor(pad[..., None]), out.detach(), out)
         return c.output(out)
+
+
+class _ScaledGradient(Function):
+    """x itself forward; the gradient times ``scale`` backward (a constant, broadcast)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
 
 
 def _renorm(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
