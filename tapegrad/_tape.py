@@ -1042,13 +1042,10 @@ def _adjoint_loops(acc):
                 gk = badj[gu + k]
                 _put(badj, xu + k, gk * bulk[du + k] if gk != 0.0 else 0.0, acc)
         elif (o == SIN or o == COS) and _trig_in_range(bulk, xu, mu):
-            # sin: g * cos(x), cos: -g * sin(x), vectorized; one copy of the series (the
-            # choice is a run-time flag outside the loop)
-            cos = o == SIN
-            for k in range(mu):
-                gk = badj[gu + k]
-                sg = gk if cos else -gk
-                _put(badj, xu + k, sg * _sin_cos(bulk[xu + k], cos) if gk != 0.0 else 0.0, acc)
+            if not acc:
+                for k in range(mu):
+                    badj[xu + k] = 0.0
+            _trig_adjoints(o, badj, bulk, gu, xu, mu)
         else:
             if not acc:
                 for k in range(mu):
@@ -1227,6 +1224,20 @@ def _trig_in_range(x, xo, m):
     for k in range(m):
         bad += not abs(x[xo + k]) <= TRIG_LIMIT
     return bad == 0
+
+
+@njit(**NJIT_LEAF)
+def _trig_adjoints(o, badj, bulk, gu, xu, mu):
+    """sin's adjoint g * cos(x), cos's -g * sin(x), added to badj[xu + k] for elements within
+    TRIG_LIMIT, vectorized; one copy of the series (the choice is a run-time flag outside the
+    loop).  Compiled apart, once for both _adjoint_loops pairs (the writing one zero-fills
+    first, what _put's write leaves): the series inlined into each pair's loop was ~1 s of
+    the first backward's cold compile."""
+    cos = o == SIN
+    for k in range(mu):
+        gk = badj[gu + k]
+        sg = gk if cos else -gk
+        badj[xu + k] += sg * _sin_cos(bulk[xu + k], cos) if gk != 0.0 else 0.0
 
 
 @njit(**NJIT_LEAF)
@@ -2391,6 +2402,22 @@ def _inlined(f):
 
 
 _ew_adjoint_i = _inlined(_ew_adjoint)
+
+
+def _called(f):
+    """``f`` again, compiled apart and called where used (not inlined)."""
+    return njit(**NJIT_LEAF)(getattr(f, "py_func", f))
+
+
+# The sweep kernels' scalar records call these (with their + - * inline): inlined, each of
+# the three rules was copied into both kernels' intermediate code, ~1 s of the first
+# backward's cold compile (15.0 against 16.0 s, median of 7 alternating cold starts), where
+# a call costs a scalar record nothing measurable (5.3-5.5 against 5.6 ns per record,
+# benchmarks/core.py's bench_sweep).  The elementwise loops keep them inlined: there the
+# op's branch is hoisted out of the loop.
+_unary_b_call = _called(_unary_b)
+_binary_ba_call = _called(_binary_ba)
+_binary_bb_call = _called(_binary_bb)
 _gather_adjoint_i = _inlined(_gather_adjoint)
 _concat_adjoint_i = _inlined(_concat_adjoint)
 _reduce_adjoint_i = _inlined(_reduce_adjoint)
@@ -2496,12 +2523,21 @@ def _make_sweep(full):
                         adj[ra] = 0.0
                         flags[ra] |= REACHED
                         pending += 1
-                    if g0 != 0.0:
+                    if g0 != 0.0:  # (+ - * inline, the other rules called: see _unary_b_call)
                         if kd == UNARY:
-                            dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
-                            adj[ra] += _unary_b(o, g0, val[ra], val[i], cc, dd)
+                            if o == MULC or o == MULADDC:
+                                adj[ra] += g0 * cc
+                            elif o == ADDC or o == SUBC:
+                                adj[ra] += g0
+                            else:
+                                dd = auxf[aux[i]] if aux[i] >= 0 else 0.0
+                                adj[ra] += _unary_b_call(o, g0, val[ra], val[i], cc, dd)
+                        elif o == ADD or o == SUB:
+                            adj[ra] += g0
+                        elif o == MUL:
+                            adj[ra] += g0 * val[rb]
                         else:
-                            adj[ra] += _binary_ba(o, g0, val[ra], val[rb], val[i], cc)
+                            adj[ra] += _binary_ba_call(o, g0, val[ra], val[rb], val[i], cc)
                 if kd == BINARY and op[rb] != CONST:
                     if sv & SAVE_IN and _stale(flags, ra, i, mrec, mat):
                         return ERR_MODIFIED, ra, nfree, nh, pending
@@ -2510,7 +2546,14 @@ def _make_sweep(full):
                         flags[rb] |= REACHED
                         pending += 1
                     if g0 != 0.0:
-                        adj[rb] += _binary_bb(o, g0, val[ra], val[rb], val[i], cc)
+                        if o == ADD:
+                            adj[rb] += g0
+                        elif o == MUL:
+                            adj[rb] += g0 * val[ra]
+                        elif o == SUB:
+                            adj[rb] += -g0
+                        else:
+                            adj[rb] += _binary_bb_call(o, g0, val[ra], val[rb], val[i], cc)
                 i -= 1
                 continue
             if kd == UNARY or kd == BINARY:
