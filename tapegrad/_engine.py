@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import re
 import struct
 import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -726,7 +728,7 @@ def backward_lane(t, g=None) -> bool:
     29-record graph's backward 15.5 -> 11.9 us).  False, with nothing done, while a trace
     records."""
     st = state
-    if st.tracing is not None:
+    if st.tracing is not None or ANOMALY_NAN:
         return False
     seg = t._seg
     seg.forget_slices()
@@ -880,9 +882,18 @@ def _sweep_segment(seg, seeds, retain, capture, on_leaf, pending):
         mrec, mat = _modified(seg)
     else:
         mrec = mat = _NO_RECORDS
+    check = None
+    if ANOMALY_NAN:  # stop before every record: see _NanCheck
+        check = _NanCheck(seg)
+        hooked = flags[:start + 1] & T.HOOK
+        flags[:start + 1] |= T.HOOK
     try:
-        _sweep_loop(seg, start, npend, -1, retain, capture, on_leaf, pending, hits, mrec, mat)
+        _sweep_loop(seg, start, npend, -1, retain, capture, on_leaf, pending, hits, mrec, mat,
+                    None, check)
     finally:
+        if check is not None:  # (the columns may have grown meanwhile: a hook's records)
+            flags = seg.cols[8]
+            flags[:start + 1] = (flags[:start + 1] & (0xFF ^ T.HOOK)) | hooked
         for r in marked:
             if r not in seg.retained:
                 flags[r] &= 0xFF ^ T.CAPTURE
@@ -895,10 +906,109 @@ def _modified(seg):
     return mrec, np.array([seg.modified[r][2] for r in mrec], dtype=np.int64)
 
 
+# Anomaly mode (autograd.set_detect_anomaly), and its nan check (check_nan=True): set by
+# tapegrad.autograd.anomaly_mode.  While the check is on, backward takes the general path.
+ANOMALY = False
+ANOMALY_NAN = False
+
+
+class _NanCheck:
+    """Anomaly mode's check of the gradients each node computes, as PyTorch's engine makes
+    it (``Function 'DivBackward0' returned nan values in its 1th output.``).  The sweep stops
+    before every reached record (each flagged HOOK for the sweep); at each stop, the record
+    swept since the last one is checked: an operand whose adjoint holds a nan now and held
+    none before that record was swept got it from that record, and the operand's position is
+    the output's index.  A hidden record (an operand's broadcast, which the sweep sums into
+    the operand apart) counts as the node that consumed it, as PyTorch's node reduces the
+    broadcast gradient itself.  One Python stop per record: slow, as PyTorch warns anomaly
+    mode is."""
+
+    __slots__ = ("seg", "last", "before", "node")
+
+    def __init__(self, seg):
+        self.seg = seg
+        self.last = -1  # the record stopped before last, swept since
+        self.before = ()  # its operands' nan states then
+        self.node = -1  # the last visible record swept (a hidden record's consumer)
+
+    def _operands(self, r):
+        seg = self.seg
+        if seg.cols[0][r] == T.PYFUNC:  # a custom Function: aux = [k, input records...]
+            at = int(seg.cols[7][r])
+            return tuple(int(v) for v in seg.auxi[at + 1:at + 1 + int(seg.auxi[at])])
+        return tuple(o for o in seg.operands(r))
+
+    def _nan(self, r):
+        """Whether record r's adjoint (set once r is reached) holds a nan."""
+        if r < 0:
+            return False
+        cols = self.seg.cols
+        if not cols[8][r] & T.REACHED:
+            return False
+        m = int(cols[5][r])
+        if m == 1:
+            return math.isnan(cols[9][r])
+        o = int(cols[6][r])
+        return bool(np.isnan(self.seg.badj[o:o + m]).any())
+
+    def next(self, r):
+        """The sweep is about to sweep record r."""
+        self.last = r
+        self.before = tuple(self._nan(o) for o in self._operands(r))
+
+    def swept(self):
+        r = self.last
+        if r < 0:
+            return
+        self.last = -1
+        seg = self.seg
+        operands = self._operands(r)
+        hidden = seg.cols[0][r] in _HIDDEN
+        if not hidden:
+            self.node = r
+        for k, (o, was) in enumerate(zip(operands, self.before)):
+            if was or not self._nan(o):
+                continue
+            node = r
+            if hidden and self.node >= 0:  # its consumer's: the operand it broadcast
+                node = self.node
+                k = next((j for j, o in enumerate(self._operands(node)) if o == r), 0)
+            elif len(operands) == 2 and operands[0] == operands[1]:
+                k = self._same_operands(r)
+            name = seg.names.get(node) or T.GRAD_FN[seg.cols[0][node]]
+            warnings.warn(f"Error detected in {name}. No forward pass information available "
+                          "(tapegrad keeps no traceback of the forward call).", stacklevel=4)
+            raise RuntimeError(f"Function '{name}' returned nan values in its {k}th output.")
+
+    def _same_operands(self, r):
+        """The output holding a nan of a binary record whose two operands are one (x / x):
+        the rules apart, on the recorded values."""
+        seg = self.seg
+        seg.save_all()
+        cols = seg.cols
+        o, a = int(cols[0][r]), int(cols[1][r])
+        m = int(cols[5][r])
+
+        def values(rec, col):
+            if m == 1:
+                return [float(cols[col][rec])]
+            at = int(cols[6][rec])
+            return (seg.badj if col == 9 else seg.bulk)[at:at + m].tolist()
+        g, x, y = values(r, 9), values(a, 4), values(r, 4)
+        c = float(cols[3][r])
+        first = any(math.isnan(T._binary_ba_call(o, gk, xk, xk, yk, c))
+                    for gk, xk, yk in zip(g, x, y) if gk != 0.0)
+        return 0 if first else 1
+
+
+_HIDDEN = (T.BROADCAST, T.REFRESH)
+
+
 def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits, mrec, mat,
-                first=None):
+                first=None, check=None):
     """The kernel calls of one segment's sweep, from record ``start`` down, and the Python
-    work at each stop.  ``first``: the first call's result, when the caller made it."""
+    work at each stop.  ``first``: the first call's result, when the caller made it.
+    ``check``: anomaly mode's _NanCheck (every record flagged HOOK)."""
     op, a, b, c, val, n, off, aux, flags, adj = seg.cols
     outputs: dict = {}  # PYFUNC record -> {output index: adjoint}, for Function.backward
     while True:
@@ -909,6 +1019,8 @@ def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits
             status, at, nfree, nh, npend = first
             first = None
         seg.nfreed += nfree
+        if check is not None and (status == T.DONE or status == T.AT_HOOK):
+            check.swept()  # the record swept since the last stop (before its hits' delivery)
         _deliver(seg, hits[:nh], capture, on_leaf, pending, outputs)
         if status == T.DONE:
             break
@@ -922,12 +1034,21 @@ def _sweep_loop(seg, start, npend, skip, retain, capture, on_leaf, pending, hits
                 raise _sweep_error(seg, st, r)
             npend += new
             start, skip = at - 1, -1
+            if check is not None:
+                check.swept()
         elif status == T.AT_HOOK:
-            _run_hooks(seg, at)
+            if check is None:
+                _run_hooks(seg, at)
+            else:
+                check.next(at)
+                if at in seg.hooked:
+                    _run_hooks(seg, at)
             start = skip = at
         elif status == T.AT_CALLBACK:
             npend += _run_function(seg, at, outputs.pop(at, {}))
             start, skip = at - 1, -1
+            if check is not None:
+                check.swept()
         else:
             T.clear_reached(flags, start)
             raise _sweep_error(seg, status, at)
@@ -1062,18 +1183,31 @@ class _Bound:
         return self.vc[0]
 
 
-def modified_message(dtype, shape, node, version, expected):
+def modified_message(dtype, shape, node, version, expected, label=None):
     """PyTorch 2.13's version error for a saved tensor of ``dtype`` and ``shape`` that is the
-    output of ``node`` (a grad_fn name, or None), at ``version`` where ``expected`` was saved:
-    its words, the node's name without "Backward0"."""
+    output of ``node`` (a grad_fn name, or None; ``label``: what it is, if not output 0 of a
+    node), at ``version`` where ``expected`` was saved: its words, the node's name without
+    "Backward0", and its hint (another one in anomaly mode)."""
     kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(dtype.name, "Tensor")
     dims = ", ".join(str(d) for d in shape)
-    where = f", which is output 0 of {_BACKWARD.sub('', node)}," if node else ""
+    if label is None and node:
+        label = f"output 0 of {_BACKWARD.sub('', node)}"
+    where = f", which is {label}," if label else ""
     return ("one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: [torch.{kind} [{dims}]]{where} is at version {version}; "
-            f"expected version {expected} instead. Hint: enable anomaly detection to find the "
-            "operation that failed to compute its gradient, with "
-            "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+            f"expected version {expected} instead. Hint: "
+            + (_ANOMALY_HINT if ANOMALY else _HINT))
+
+
+_HINT = ("enable anomaly detection to find the operation that failed to compute its gradient, "
+         "with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+_ANOMALY_HINT = ("the backtrace further above shows the operation that failed to compute its "
+                 "gradient. The variable in question was changed in there or anywhere later. "
+                 "Good luck!")
+
+
+def _is_tensor(t):
+    return t is not None and not isinstance(t, _Bound)
 
 
 def _sweep_error(seg, status, r):
@@ -1088,6 +1222,10 @@ def _sweep_error(seg, status, r):
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
         if getattr(t, "node", None) is not None:
             name = t.node
+        elif _is_tensor(t) and (t._x is None or t._x.base is None):
+            fn = t.grad_fn  # PyTorch names the tensor's node now: an in-place op's since
+            name = fn.name() if fn is not None and type(fn).__name__ != "AccumulateGrad" \
+                else None
         if t is not None:
             return RuntimeError(modified_message(t.dtype, t.shape, name, t._version, ver))
         return RuntimeError("one of the variables needed for gradient computation has been "

@@ -18,6 +18,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _dtype as D
+from . import _engine as E
 from ._assemble import nan_to_num
 from ._library import amax, amin, composite, where
 from ._library import diagonal as _diagonal
@@ -195,16 +196,8 @@ def _check_kept(ctx):
     """PyTorch's error for a saved tensor written in place between forward and backward."""
     for t, version, label in ctx.kept:
         if t._version != version:
-            kind = {"float32": "FloatTensor", "float64": "DoubleTensor"}.get(t.dtype.name,
-                                                                              "Tensor")
-            label = label or _node_label(t)
-            where = f", which is {label}," if label else ""
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [torch.{kind} [{', '.join(str(d) for d in t.shape)}]]"
-                f"{where} is at version {t._version}; expected version {version} instead. "
-                "Hint: enable anomaly detection to find the operation that failed to compute "
-                "its gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+            raise RuntimeError(E.modified_message(t.dtype, t.shape, None, t._version, version,
+                                                  label or _node_label(t) or ""))
 
 
 def _warn_once(message):

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from . import _dtype as D
+from . import _engine as E
 from ._library import composite, remainder, where
 from ._tensor import (
     _SHORT,
@@ -77,21 +78,9 @@ def _name_of(x):
     return x.grad_fn.name()
 
 
-_TENSOR_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor"}
-
-
 def _modified_error(x, version):
     """PyTorch's error, naming the node that wrote x last."""
-    node = _name_of(x)
-    kind = _TENSOR_TYPES.get(x.dtype.name, "Tensor")
-    shape = ", ".join(str(d) for d in x.shape)
-    where_from = f", which is output 0 of {node.removesuffix('Backward0')}," if node else ""
-    return RuntimeError(
-        "one of the variables needed for gradient computation has been modified by an "
-        f"inplace operation: [torch.{kind} [{shape}]]{where_from} is at version {x._version}; "
-        f"expected version {version} instead. Hint: enable anomaly detection to find the "
-        "operation that failed to compute its gradient, with "
-        "torch.autograd.set_detect_anomaly(True, check_nan=False).")
+    return RuntimeError(E.modified_message(x.dtype, x.shape, _name_of(x), x._version, version))
 
 
 def _pointwise(name, value, backward, *inputs):

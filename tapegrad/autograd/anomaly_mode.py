@@ -1,14 +1,15 @@
 """Anomaly mode switches (``torch.autograd.detect_anomaly`` / ``set_detect_anomaly``) and the
 legacy ``Variable``.
 
-The mode is recorded and reported by ``is_anomaly_enabled`` /
-``is_anomaly_check_nan_enabled``, but the backward sweep does not consult it: it does not
-check the gradients a node computes for nan, nor keep the forward traceback of each node.
+While the mode is on (and ``check_nan``), backward checks the gradients each node computes
+and raises PyTorch's error at the first one holding a nan (``_engine._NanCheck``); it keeps
+no traceback of the forward call that made the node.
 """
 from __future__ import annotations
 
 import warnings
 
+from .. import _engine
 from .._tensor import Tensor
 
 __all__ = ["Variable", "detect_anomaly", "is_anomaly_check_nan_enabled", "is_anomaly_enabled",
@@ -28,6 +29,8 @@ def is_anomaly_check_nan_enabled() -> bool:
 def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
     _mode["enabled"] = bool(enabled)
     _mode["check_nan"] = bool(check_nan)
+    _engine.ANOMALY = _mode["enabled"]
+    _engine.ANOMALY_NAN = _mode["enabled"] and _mode["check_nan"]
 
 
 class detect_anomaly:

@@ -90,6 +90,7 @@ class Function:
         seg = E.current()
         in_recs = [_ref(seg, a) if need else -1 for a, need in zip(args, ctx.needs_input_grad)]
         node = seg.record(T.PYFUNC, -1, -1, 0.0, 0.0, seg.add_aux([len(args), *in_recs]))
+        seg.names[node] = name  # (anomaly mode names the Function's node: _engine._NanCheck)
         meta = []
         for j, o in enumerate(outs):
             if not (isinstance(o, Tensor) and o.dtype.is_floating_point) or \
