@@ -307,7 +307,8 @@ def _np_sigmoid(x):
 def _np_relu(x):
     if x.dtype == np.float64 or x.dtype == np.float32:  # ~3x faster than np.where (np.maximum
         out = np.empty(x.shape, x.dtype)  # loses -0.0 on some CPUs)
-        relu_into(x.ravel(), out.reshape(-1))
+        flat = out.reshape(-1)
+        relu_into(x.ravel(), flat, flat)
         return out
     return np.where(x < 0, x.dtype.type(0), x)  # nan and -0.0 stay, as in PyTorch
 
@@ -1241,11 +1242,15 @@ def _trig_adjoints(o, badj, bulk, gu, xu, mu):
 
 
 @njit(**NJIT_LEAF)
-def relu_into(x, y):
-    """y = relu(x) over 1-d float64 (or float32) arrays: nan and -0.0 stay, as in PyTorch."""
+def relu_into(x, y, y2):
+    """y = relu(x) over 1-d float64 (or float32) arrays: nan and -0.0 stay, as in PyTorch.
+    The values are written into y2 as well (the arena's place of a recorded result, which
+    RELU saves; y itself when it is not recorded)."""
     for k in range(_u(x.size)):
         v = x[k]
-        y[k] = 0.0 if v < 0.0 else v
+        v = 0.0 if v < 0.0 else v
+        y[k] = v
+        y2[k] = v
 
 
 @njit(**NJIT_LEAF)
