@@ -936,7 +936,7 @@ class _NanCheck:
         if seg.cols[0][r] == T.PYFUNC:  # a custom Function: aux = [k, input records...]
             at = int(seg.cols[7][r])
             return tuple(int(v) for v in seg.auxi[at + 1:at + 1 + int(seg.auxi[at])])
-        return tuple(o for o in seg.operands(r))
+        return tuple(seg.operands(r))
 
     def _nan(self, r):
         """Whether record r's adjoint (set once r is reached) holds a nan."""
@@ -1206,10 +1206,6 @@ _ANOMALY_HINT = ("the backtrace further above shows the operation that failed to
                  "Good luck!")
 
 
-def _is_tensor(t):
-    return t is not None and not isinstance(t, _Bound)
-
-
 def _sweep_error(seg, status, r):
     if status == T.ERR_FREED:
         return RuntimeError(_FREED_MSG)
@@ -1222,10 +1218,9 @@ def _sweep_error(seg, status, r):
         name = T.GRAD_FN[op] if T.GRAD_FN[op] and op != T.LEAF else None
         if getattr(t, "node", None) is not None:
             name = t.node
-        elif _is_tensor(t) and (t._x is None or t._x.base is None):
+        elif t is not None and not isinstance(t, _Bound) and (t._x is None or t._x.base is None):
             fn = t.grad_fn  # PyTorch names the tensor's node now: an in-place op's since
-            name = fn.name() if fn is not None and type(fn).__name__ != "AccumulateGrad" \
-                else None
+            name = fn.name() if fn is not None else None
         if t is not None:
             return RuntimeError(modified_message(t.dtype, t.shape, name, t._version, ver))
         return RuntimeError("one of the variables needed for gradient computation has been "

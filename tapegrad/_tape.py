@@ -2407,6 +2407,9 @@ def _inlined(f):
 
 
 _ew_adjoint_i = _inlined(_ew_adjoint)
+_gather_adjoint_i = _inlined(_gather_adjoint)
+_concat_adjoint_i = _inlined(_concat_adjoint)
+_reduce_adjoint_i = _inlined(_reduce_adjoint)
 
 
 def _called(f):
@@ -2415,17 +2418,15 @@ def _called(f):
 
 
 # The sweep kernels' scalar records call these (with their + - * inline): inlined, each of
-# the three rules was copied into both kernels' intermediate code, ~1 s of the first
-# backward's cold compile (15.0 against 16.0 s, median of 7 alternating cold starts), where
-# a call costs a scalar record nothing measurable (5.3-5.5 against 5.6 ns per record,
+# the three rules was copied into both kernels' intermediate code (Numba deep-copies a
+# helper's IR at every call site it inlines), ~1 s of the first backward's cold compile
+# (with _trig_adjoints: 16.1 against 17.4 s, median of 6 alternating cold starts), where a
+# call costs a scalar record nothing measurable (5.2-5.8 against 5.6-6.2 ns per record,
 # benchmarks/core.py's bench_sweep).  The elementwise loops keep them inlined: there the
 # op's branch is hoisted out of the loop.
 _unary_b_call = _called(_unary_b)
 _binary_ba_call = _called(_binary_ba)
 _binary_bb_call = _called(_binary_bb)
-_gather_adjoint_i = _inlined(_gather_adjoint)
-_concat_adjoint_i = _inlined(_concat_adjoint)
-_reduce_adjoint_i = _inlined(_reduce_adjoint)
 
 
 def _make_sweep(full):

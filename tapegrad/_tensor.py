@@ -1083,12 +1083,12 @@ def _unary(x, op, c=0.0, d=0.0):
             if a.size <= _config.LAZY_TANH:  # libm's, as a lazy tanh's
                 y = _tanh(a)
             elif x._rg and state.grad_enabled and state.tracing is None:
-                return _tanh_recorded(x, a)
+                return _written_recorded(x, a, T.TANH, T.tanh_big)
             else:
                 y = _tanh_big(a)
         elif (op == _RELU and x._rg and a.size > 1 and state.rec is not None
               and state.tracing is None):
-            return _relu_recorded(x, a)
+            return _written_recorded(x, a, _RELU, T.relu_into)
         elif op in _MAY_WARN:
             y = _quiet(spec.np_fn, a)
         else:
@@ -1171,33 +1171,12 @@ def _tanh_big(a):
     return out
 
 
-def _tanh_recorded(x, a):
-    """tanh of x (a float64 array of more than LAZY_TANH elements), recorded: its values
-    written into the result and into the arena in the same pass (TANH saves its output)."""
-    seg = _current()
-    ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
-    m = a.size
-    o = seg.nbulk
-    if o + m > len(seg.bulk):
-        seg._grow_bulk(o + m)
-    y = np.empty(a.shape)
-    T.tanh_big(a.reshape(-1), y.reshape(-1), seg.bulk[o:o + m])
-    seg.nbulk = o + m
-    r = seg.nrec
-    seg.nrec = r + 1
-    seg.stage.extend((T.TANH + _ARR, ra, 0.0, m))
-    seg._staged(r)
-    return _result(y, _F64, seg, r)
-
-
-_RELU = T.RELU
-
-
-def _relu_recorded(x, a):
-    """relu of x (a float64 array of 2 or more elements), recorded: one compiled pass writes
-    the result and its copy in the arena (RELU saves its output), where the result, then its
-    copy, took two (benchmarks/per_op.py, mlp_step's two 32 x 128 relus: 8.8 us against
-    PyTorch's 8.5; 13.5 against 9.5 before)."""
+def _written_recorded(x, a, op, kernel):
+    """op of x (a float64 array of 2 or more elements), recorded, for an op that saves its
+    output: ``kernel(x, y, y2)`` writes the result into y and its copy into the arena's place
+    y2 in the same pass, where the result, then its copy, took two (tanh of more than
+    LAZY_TANH elements; relu: benchmarks/per_op.py, mlp_step's two 32 x 128 relus 8.8 us
+    against PyTorch's 8.5, 13.5 against 9.5 before)."""
     seg = _current()
     ra = x._rec if x._seg is seg and x._x is None else _ref(seg, x)
     y = np.empty(a.shape)
@@ -1206,9 +1185,14 @@ def _relu_recorded(x, a):
     o = seg.nbulk
     if o + m > len(seg.bulk):
         seg._grow_bulk(o + m)
-    args = (a.reshape(-1), flat, seg.bulk[o:o + m])
-    E._entry(T.relu_into, args)(*args)
-    return _f64_result(seg, T.RELU, ra, 0.0, y, _F64, True)
+    # C-contiguous arrays only: the compiled entry does not check its arguments' layout (a
+    # strided view's reshape(-1) is that view, and was read as if contiguous)
+    args = (np.ascontiguousarray(a).reshape(-1), flat, seg.bulk[o:o + m])
+    E._entry(kernel, args)(*args)
+    return _f64_result(seg, op, ra, 0.0, y, _F64, True)
+
+
+_RELU = T.RELU
 
 
 def _tanh(a):

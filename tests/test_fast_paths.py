@@ -893,3 +893,68 @@ def test_scalar_powers_match_torch():
         np.testing.assert_array_equal(np.array(got[0]), np.array(got[1]))
     x = tapegrad.tensor([0.5, 1.5, -2.0], dtype=tapegrad.float64, requires_grad=True)
     assert gradcheck(lambda a: (a[0] ** 2 * a[1] + a[2] ** 2) ** 2, (x,))
+
+
+def _strided_relu_tanh(t, a, big):
+    """Recorded relu and tanh (large: tanh's one-pass path) of contiguous arrays first, then of
+    strided views of them: the compiled kernel's entry, made for the first call's contiguous
+    arrays, must not be handed a view (relu of y[::2] gave y[:10] once)."""
+    x = t.tensor(a, dtype=t.float64, requires_grad=True)
+    y = x * 1.5 - 0.25
+    b = t.tensor(big, dtype=t.float64, requires_grad=True)
+    z = b * 0.5
+    parts = [t.relu(y), t.relu(y[0, ::2]), t.relu(y.t()), t.relu(y[:, 3]), t.relu(y[1, 1::3]),
+             t.tanh(z), t.tanh(z[::2]), t.tanh(z[1::3])]
+    w = [t.tensor(np.linspace(-1.0, 2.0, p.numel()).reshape(tuple(p.shape)), dtype=t.float64)
+         for p in parts]
+    return parts, sum(((p * c).sum() for p, c in zip(parts, w)), t.tensor(0.0, dtype=t.float64)), \
+        (x, b)
+
+
+def _strided_inputs():
+    rng = np.random.default_rng(11)
+    return rng.standard_normal((6, 40)), rng.standard_normal(1200)
+
+
+def test_recorded_relu_and_tanh_of_strided_views_match_numpy():
+    a, big = _strided_inputs()
+    parts, _, _ = _strided_relu_tanh(tapegrad, a, big)
+    y, z = a * 1.5 - 0.25, big * 0.5
+    want = [np.maximum(y, 0.0), np.maximum(y[0, ::2], 0.0), np.maximum(y.T, 0.0),
+            np.maximum(y[:, 3], 0.0), np.maximum(y[1, 1::3], 0.0),
+            np.tanh(z), np.tanh(z[::2]), np.tanh(z[1::3])]
+    for p, v in zip(parts[:5], want[:5]):  # relu: exact
+        np.testing.assert_array_equal(p.detach().numpy(), v)
+    for p, v in zip(parts[5:], want[5:]):  # tanh_big: within 2 ulp of NumPy's
+        np.testing.assert_allclose(p.detach().numpy(), v, rtol=5e-16, atol=1e-300)
+
+
+@requires_torch
+def test_recorded_relu_and_tanh_of_strided_views_gradients_match_torch():
+    a, big = _strided_inputs()
+    got, want = [], []
+    for t, out in ((tapegrad, got), (real_torch, want)):
+        _, loss, leaves = _strided_relu_tanh(t, a, big)
+        loss.backward()
+        out.extend(leaf.grad.numpy().copy() for leaf in leaves)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+
+
+def test_recorded_relu_and_tanh_of_strided_views_gradients_match_finite_differences():
+    a, big = _strided_inputs()
+    a, big = a[:, :12], big[:600]
+
+    def loss(av, bv):
+        with tapegrad.no_grad():
+            return float(_strided_relu_tanh(tapegrad, av, bv)[1])
+
+    _, total, (x, b) = _strided_relu_tanh(tapegrad, a, big)
+    total.backward()
+    h = 1e-6
+    rng = np.random.default_rng(5)
+    for _ in range(6):  # directional derivatives (relu's kinks are ~1e-2 away at most rarely)
+        da, db = rng.standard_normal(a.shape), rng.standard_normal(big.shape)
+        fd = (loss(a + h * da, big + h * db) - loss(a - h * da, big - h * db)) / (2 * h)
+        ad = float((x.grad.numpy() * da).sum() + (b.grad.numpy() * db).sum())
+        assert abs(fd - ad) <= 1e-6 * max(1.0, abs(ad))
